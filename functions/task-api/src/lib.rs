@@ -1,0 +1,13 @@
+//! The task API: one HTTP Lambda serving the task lifecycle routes.
+//! `handler` adapts HTTP to the use cases; `main` wires it to AWS.
+
+mod errors;
+pub mod handler;
+pub mod identity;
+mod requests;
+mod responses;
+mod routes;
+
+pub use errors::ApiError;
+pub use handler::{handle, Deps};
+pub use requests::MAX_BODY_BYTES;

@@ -1,0 +1,35 @@
+//! SDK clients built once per process from the shared AWS configuration.
+//! Endpoints come only from the SDK's own `AWS_ENDPOINT_URL*` variables.
+
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::retry::Backoff;
+
+/// Loads region, credentials and endpoints from the environment, with bounded timeouts.
+pub async fn load_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(15))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(config)
+}
+
+/// An SNS client that retries transient failures of whole calls with `backoff`.
+pub fn sns(config: &SdkConfig, backoff: &Backoff) -> aws_sdk_sns::Client {
+    let sns_config = aws_sdk_sns::config::Builder::from(config)
+        .retry_config(backoff.sdk_retry_config())
+        .build();
+    aws_sdk_sns::Client::from_conf(sns_config)
+}

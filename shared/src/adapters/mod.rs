@@ -1,0 +1,9 @@
+//! Adapters: the only code that names AWS SDK types.
+//! Each implements a port over one service; `clients` builds the SDK clients once.
+
+pub mod clients;
+mod dynamo_store;
+mod sns_publisher;
+
+pub use dynamo_store::{DynamoTaskStore, BY_USER_INDEX, OUTBOX_INDEX};
+pub use sns_publisher::{SnsPublisher, MAX_BATCH_ENTRIES};

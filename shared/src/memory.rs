@@ -1,0 +1,221 @@
+//! In-memory implementations of the ports, for unit tests of handlers and use cases.
+//! They keep the same rules as the real adapters: conditional writes and an outbox per task.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::{Task, Transition};
+use crate::events::EventEnvelope;
+use crate::ports::{
+    BatchReport, EventPublisher, Outbox, PendingEvents, PublishFailure, StoreError, TaskPage,
+    TaskStore,
+};
+
+#[derive(Default)]
+struct Record {
+    task: Option<Task>,
+    outbox: Vec<EventEnvelope>,
+}
+
+/// A task table held in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    records: Mutex<HashMap<Uuid, Record>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Events still waiting in a task's outbox.
+    pub fn outbox(&self, task_id: Uuid) -> Vec<EventEnvelope> {
+        let records = self.records.lock().unwrap();
+        records
+            .get(&task_id)
+            .map(|r| r.outbox.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn task_count(&self) -> usize {
+        self.records.lock().unwrap().len()
+    }
+
+    fn pending_of(task_id: Uuid, record: &Record) -> PendingEvents {
+        PendingEvents {
+            task_id,
+            version: record.task.as_ref().map_or(0, |t| t.version),
+            events: record.outbox.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl TaskStore for MemoryStore {
+    async fn create(
+        &self,
+        task: &Task,
+        event: &EventEnvelope,
+    ) -> Result<PendingEvents, StoreError> {
+        let mut records = self.records.lock().unwrap();
+        if records.contains_key(&task.id) {
+            return Err(StoreError::Conflict);
+        }
+        let record = Record {
+            task: Some(task.clone()),
+            outbox: vec![event.clone()],
+        };
+        let pending = Self::pending_of(task.id, &record);
+        records.insert(task.id, record);
+        Ok(pending)
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<Task>, StoreError> {
+        let records = self.records.lock().unwrap();
+        Ok(records.get(&id).and_then(|r| r.task.clone()))
+    }
+
+    async fn list_by_user(
+        &self,
+        user_id: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<TaskPage, StoreError> {
+        let records = self.records.lock().unwrap();
+        let mut tasks: Vec<Task> = records
+            .values()
+            .filter_map(|r| r.task.clone())
+            .filter(|t| t.user_id == user_id)
+            .collect();
+        tasks.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        let start = match cursor {
+            None => 0,
+            Some(cursor) => {
+                let id: Uuid = cursor.parse().map_err(|_| StoreError::InvalidCursor)?;
+                tasks
+                    .iter()
+                    .position(|t| t.id == id)
+                    .ok_or(StoreError::InvalidCursor)?
+                    + 1
+            }
+        };
+        let items: Vec<Task> = tasks
+            .into_iter()
+            .skip(start)
+            .take(limit as usize + 1)
+            .collect();
+        let more = items.len() > limit as usize;
+        let items: Vec<Task> = items.into_iter().take(limit as usize).collect();
+        let next_cursor = more
+            .then(|| items.last().map(|t| t.id.to_string()))
+            .flatten();
+        Ok(TaskPage { items, next_cursor })
+    }
+
+    async fn apply(
+        &self,
+        previous: &Task,
+        transition: &Transition,
+    ) -> Result<PendingEvents, StoreError> {
+        let mut records = self.records.lock().unwrap();
+        let record = records.get_mut(&previous.id).ok_or(StoreError::Conflict)?;
+        let stored = record.task.as_ref().ok_or(StoreError::Conflict)?;
+        if stored.version != previous.version || stored.status != previous.status {
+            return Err(StoreError::Conflict);
+        }
+        record.task = Some(transition.task.clone());
+        record.outbox.extend(transition.event.clone());
+        Ok(Self::pending_of(previous.id, record))
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryStore {
+    async fn pending(&self, task_id: Uuid) -> Result<PendingEvents, StoreError> {
+        let records = self.records.lock().unwrap();
+        Ok(records
+            .get(&task_id)
+            .map(|r| Self::pending_of(task_id, r))
+            .unwrap_or(PendingEvents {
+                task_id,
+                ..PendingEvents::default()
+            }))
+    }
+
+    async fn acknowledge(
+        &self,
+        pending: &PendingEvents,
+        published: &[Uuid],
+    ) -> Result<(), StoreError> {
+        let mut records = self.records.lock().unwrap();
+        if let Some(record) = records.get_mut(&pending.task_id) {
+            record.outbox.retain(|e| !published.contains(&e.id));
+        }
+        Ok(())
+    }
+
+    async fn stale(
+        &self,
+        older_than: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let records = self.records.lock().unwrap();
+        Ok(records
+            .iter()
+            .filter(|(_, r)| r.outbox.iter().any(|e| e.time <= older_than))
+            .map(|(id, _)| *id)
+            .take(limit)
+            .collect())
+    }
+}
+
+/// A publisher that records what it is given and can be told to fail.
+#[derive(Default)]
+pub struct RecordingPublisher {
+    published: Mutex<Vec<EventEnvelope>>,
+    failing: AtomicBool,
+}
+
+impl RecordingPublisher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    pub fn published(&self) -> Vec<EventEnvelope> {
+        self.published.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl EventPublisher for RecordingPublisher {
+    async fn publish(&self, event: &EventEnvelope) -> Result<(), PublishFailure> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(PublishFailure {
+                event_id: event.id,
+                reason: "publisher is failing".into(),
+            });
+        }
+        self.published.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+
+    async fn publish_batch(&self, events: &[EventEnvelope]) -> BatchReport {
+        let mut report = BatchReport::default();
+        for event in events {
+            match self.publish(event).await {
+                Ok(()) => report.published.push(event.id),
+                Err(failure) => report.failed.push(failure),
+            }
+        }
+        report
+    }
+}
