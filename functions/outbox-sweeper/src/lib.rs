@@ -1,1 +1,143 @@
+//! The outbox sweeper: publishes events whose outbox has waited longer than a set age,
+//! which happens only when the process that committed them could not publish them.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use orchestration::ports::{EventPublisher, Outbox, StoreError};
+use orchestration::relay::{sweep, SweepReport};
+use orchestration::{config, time};
+
+/// Default age an outbox must reach before the sweeper takes it over.
+pub const DEFAULT_MIN_AGE_SECS: u64 = 30;
+/// Most tasks one run relays; the rest wait for the next run.
+pub const DEFAULT_MAX_TASKS: usize = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweeperConfig {
+    pub min_age: Duration,
+    pub max_tasks: usize,
+}
+
+impl SweeperConfig {
+    /// From `OUTBOX_MIN_AGE_SECS` and `OUTBOX_MAX_TASKS`.
+    pub fn from_env() -> Result<Self, config::ConfigError> {
+        Ok(SweeperConfig {
+            min_age: Duration::from_secs(config::parsed_or(
+                "OUTBOX_MIN_AGE_SECS",
+                DEFAULT_MIN_AGE_SECS,
+            )?),
+            max_tasks: config::parsed_or("OUTBOX_MAX_TASKS", DEFAULT_MAX_TASKS)?,
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct Sweeper {
+    outbox: Arc<dyn Outbox>,
+    publisher: Arc<dyn EventPublisher>,
+    config: SweeperConfig,
+}
+
+impl Sweeper {
+    pub fn new(
+        outbox: Arc<dyn Outbox>,
+        publisher: Arc<dyn EventPublisher>,
+        config: SweeperConfig,
+    ) -> Self {
+        Sweeper {
+            outbox,
+            publisher,
+            config,
+        }
+    }
+
+    /// One pass over every outbox older than the configured age.
+    pub async fn run_once(&self) -> Result<SweepReport, StoreError> {
+        let age = chrono::Duration::from_std(self.config.min_age).unwrap_or(chrono::Duration::MAX);
+        let cutoff = time::now()
+            .checked_sub_signed(age)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        sweep(
+            self.outbox.as_ref(),
+            self.publisher.as_ref(),
+            cutoff,
+            self.config.max_tasks,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orchestration::memory::{MemoryStore, RecordingPublisher};
+    use orchestration::service::{Caller, TaskService};
+
+    use super::*;
+
+    fn caller() -> Caller {
+        Caller {
+            user_id: "user-1".into(),
+            traceparent: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn when_publishing_failed_should_deliver_on_the_next_sweep_and_only_once() {
+        // Given a task whose creation event could not be published
+        let store = Arc::new(MemoryStore::new());
+        let publisher = Arc::new(RecordingPublisher::new());
+        publisher.set_failing(true);
+        let service = TaskService::new(store.clone(), store.clone(), publisher.clone());
+        let task = service
+            .create(&caller(), "Title".into(), "Body".into())
+            .await
+            .unwrap();
+        assert_eq!(store.outbox(task.id).len(), 1);
+
+        // When publishing recovers and the sweeper runs twice
+        publisher.set_failing(false);
+        let sweeper = Sweeper::new(
+            store.clone(),
+            publisher.clone(),
+            SweeperConfig {
+                min_age: Duration::ZERO,
+                max_tasks: 10,
+            },
+        );
+        let first = sweeper.run_once().await.unwrap();
+        let second = sweeper.run_once().await.unwrap();
+
+        // Then the event is published exactly once and the outbox is empty
+        assert_eq!(first.published, 1);
+        assert_eq!(second.published, 0);
+        assert_eq!(publisher.published().len(), 1);
+        assert!(store.outbox(task.id).is_empty());
+    }
+
+    #[tokio::test]
+    async fn when_outbox_is_younger_than_the_age_should_leave_it() {
+        let store = Arc::new(MemoryStore::new());
+        let publisher = Arc::new(RecordingPublisher::new());
+        publisher.set_failing(true);
+        let service = TaskService::new(store.clone(), store.clone(), publisher.clone());
+        let task = service
+            .create(&caller(), "Title".into(), "Body".into())
+            .await
+            .unwrap();
+        publisher.set_failing(false);
+
+        let sweeper = Sweeper::new(
+            store.clone(),
+            publisher.clone(),
+            SweeperConfig {
+                min_age: Duration::from_secs(3600),
+                max_tasks: 10,
+            },
+        );
+        let report = sweeper.run_once().await.unwrap();
+
+        assert_eq!(report.tasks, 0);
+        assert_eq!(store.outbox(task.id).len(), 1);
+    }
+}

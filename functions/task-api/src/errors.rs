@@ -67,6 +67,7 @@ impl ApiError {
         }
     }
 
+    /// Also used by hosts that enforce the body limit before the handler.
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,

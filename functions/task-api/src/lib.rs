@@ -11,3 +11,8 @@ mod routes;
 pub use errors::ApiError;
 pub use handler::{handle, Deps};
 pub use requests::MAX_BODY_BYTES;
+
+/// The JSON error response of `err`, for hosts that refuse a request before the handler.
+pub fn error_response(err: &ApiError) -> lambda_http::Response<lambda_http::Body> {
+    responses::error(err)
+}
