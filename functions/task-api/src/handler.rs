@@ -81,3 +81,372 @@ fn caller(user_id: Option<&str>, request: &Request) -> Result<Caller, ApiError> 
         traceparent: traceparent(header("traceparent"), header("x-amzn-trace-id")),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use lambda_http::http::Method;
+    use orchestration::memory::{MemoryStore, RecordingPublisher};
+    use serde_json::Value;
+
+    use super::*;
+
+    struct Fixture {
+        deps: Deps,
+        store: Arc<MemoryStore>,
+        publisher: Arc<RecordingPublisher>,
+    }
+
+    fn fixture() -> Fixture {
+        let store = Arc::new(MemoryStore::new());
+        let publisher = Arc::new(RecordingPublisher::new());
+        let deps = Deps {
+            tasks: TaskService::new(store.clone(), store.clone(), publisher.clone()),
+        };
+        Fixture {
+            deps,
+            store,
+            publisher,
+        }
+    }
+
+    fn request(method: Method, path: &str, body: &str) -> Request {
+        let mut builder = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(path);
+        if !body.is_empty() {
+            builder = builder.header("content-type", "application/json");
+        }
+        builder.body(Body::from(body)).unwrap()
+    }
+
+    async fn call(
+        f: &Fixture,
+        user: Option<&str>,
+        method: Method,
+        path: &str,
+        body: &str,
+    ) -> (u16, Value) {
+        let response = handle(&f.deps, user, request(method, path, body)).await;
+        let status = response.status().as_u16();
+        let body = match response.body() {
+            Body::Text(text) => serde_json::from_str(text).unwrap(),
+            other => panic!("unexpected body {other:?}"),
+        };
+        (status, body)
+    }
+
+    async fn created(f: &Fixture) -> String {
+        let (status, body) = call(
+            f,
+            Some("alice"),
+            Method::POST,
+            "/tasks",
+            r#"{"title":"Fix bug","description":"details"}"#,
+        )
+        .await;
+        assert_eq!(status, 201);
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn when_task_is_created_should_answer_201_with_location_and_publish() {
+        let f = fixture();
+        let response = handle(
+            &f.deps,
+            Some("alice"),
+            request(
+                Method::POST,
+                "/tasks",
+                r#"{"title":"Fix bug","description":"details"}"#,
+            ),
+        )
+        .await;
+        assert_eq!(response.status(), 201);
+        let body: Value = match response.body() {
+            Body::Text(text) => serde_json::from_str(text).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        let id = body["id"].as_str().unwrap();
+        assert_eq!(
+            response.headers()["location"],
+            format!("/tasks/{id}").as_str()
+        );
+        assert_eq!(body["status"], "Pending");
+        assert_eq!(body["version"], 1);
+        for field in [
+            "task_type",
+            "complexity",
+            "strategy",
+            "started_at",
+            "completed_at",
+            "tokens_used",
+            "cost_usd",
+            "error_message",
+        ] {
+            assert!(body[field].is_null(), "{field} should be null");
+        }
+        assert_eq!(f.publisher.published().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_lifecycle_runs_should_reach_completed() {
+        let f = fixture();
+        let id = created(&f).await;
+        let steps = [
+            (
+                "classify",
+                r#"{"task_type":"BugFix","complexity":"Simple"}"#,
+                "Classified",
+            ),
+            ("start", r#"{"strategy":"SingleShot"}"#, "InProgress"),
+            (
+                "complete",
+                r#"{"tokens_used":100,"cost_usd":0.5}"#,
+                "Completed",
+            ),
+        ];
+        for (action, body, status) in steps {
+            let (code, task) = call(
+                &f,
+                Some("alice"),
+                Method::POST,
+                &format!("/tasks/{id}/{action}"),
+                body,
+            )
+            .await;
+            assert_eq!(code, 200, "{action}: {task}");
+            assert_eq!(task["status"], status);
+        }
+        let kinds: Vec<_> = f
+            .publisher
+            .published()
+            .iter()
+            .map(|e| e.kind().name())
+            .collect();
+        assert_eq!(kinds, ["TaskCreated", "TaskStarted", "TaskCompleted"]);
+    }
+
+    #[tokio::test]
+    async fn when_transition_is_invalid_should_answer_409_and_write_nothing() {
+        let f = fixture();
+        let id = created(&f).await;
+        let (status, body) = call(
+            &f,
+            Some("alice"),
+            Method::POST,
+            &format!("/tasks/{id}/complete"),
+            r#"{"tokens_used":1,"cost_usd":1}"#,
+        )
+        .await;
+        assert_eq!(status, 409);
+        assert_eq!(body["error"], "invalid_transition");
+        let (_, task) = call(&f, Some("alice"), Method::GET, &format!("/tasks/{id}"), "").await;
+        assert_eq!(task["version"], 1);
+        assert_eq!(f.publisher.published().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_another_user_asks_should_answer_404() {
+        let f = fixture();
+        let id = created(&f).await;
+        let (status, body) = call(
+            &f,
+            Some("mallory"),
+            Method::GET,
+            &format!("/tasks/{id}"),
+            "",
+        )
+        .await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+        let (status, _) = call(
+            &f,
+            Some("mallory"),
+            Method::POST,
+            &format!("/tasks/{id}/classify"),
+            r#"{"task_type":"BugFix","complexity":"Simple"}"#,
+        )
+        .await;
+        assert_eq!(status, 404);
+        let (_, page) = call(&f, Some("mallory"), Method::GET, "/tasks", "").await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn when_input_is_bad_should_answer_4xx_naming_the_problem_and_write_nothing() {
+        let f = fixture();
+        let id = created(&f).await;
+        let big = format!(
+            r#"{{"title":"t","description":"{}"}}"#,
+            "x".repeat(MAX_BODY)
+        );
+        let cases: Vec<(Option<&str>, Method, String, String, u16, Option<&str>)> = vec![
+            (
+                Some("alice"),
+                Method::POST,
+                "/tasks".into(),
+                "{not json".into(),
+                400,
+                None,
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                "/tasks".into(),
+                "".into(),
+                400,
+                None,
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                "/tasks".into(),
+                r#"{"title":5,"description":"d"}"#.into(),
+                400,
+                Some("title"),
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                "/tasks".into(),
+                r#"{"description":"d"}"#.into(),
+                400,
+                Some("title"),
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                "/tasks".into(),
+                r#"{"title":"t","description":"d","owner":"x"}"#.into(),
+                400,
+                Some("owner"),
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                "/tasks".into(),
+                r#"{"title":"","description":"d"}"#.into(),
+                400,
+                Some("title"),
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                "/tasks".into(),
+                format!(r#"{{"title":"{}","description":"d"}}"#, "t".repeat(201)),
+                400,
+                Some("title"),
+            ),
+            (Some("alice"), Method::POST, "/tasks".into(), big, 413, None),
+            (
+                None,
+                Method::POST,
+                "/tasks".into(),
+                r#"{"title":"t","description":"d"}"#.into(),
+                401,
+                None,
+            ),
+            (
+                Some("alice"),
+                Method::GET,
+                "/tasks/not-a-uuid".into(),
+                "".into(),
+                400,
+                Some("id"),
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                format!("/tasks/{id}/classify"),
+                r#"{"task_type":"Poetry","complexity":"Simple"}"#.into(),
+                400,
+                Some("task_type"),
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                format!("/tasks/{id}/classify"),
+                r#"{"task_type":"BugFix"}"#.into(),
+                400,
+                Some("complexity"),
+            ),
+            (
+                Some("alice"),
+                Method::GET,
+                "/tasks?limit=0".into(),
+                "".into(),
+                400,
+                Some("limit"),
+            ),
+            (
+                Some("alice"),
+                Method::GET,
+                "/tasks?limit=abc".into(),
+                "".into(),
+                400,
+                Some("limit"),
+            ),
+        ];
+        for (user, method, path, body, status, field) in cases {
+            let mut req = request(method.clone(), &path, &body);
+            if let Some(query) = path.split_once('?').map(|(_, q)| q) {
+                let map: lambda_http::aws_lambda_events::query_map::QueryMap =
+                    query.parse().unwrap();
+                req = req.with_query_string_parameters(map);
+            }
+            let response = handle(&f.deps, user, req).await;
+            let code = response.status().as_u16();
+            let json: Value = match response.body() {
+                Body::Text(text) => serde_json::from_str(text).unwrap(),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(code, status, "{method} {path} {body:.80}: {json}");
+            assert!(
+                json["error"].is_string() && json["message"].is_string(),
+                "{json}"
+            );
+            assert_eq!(json["field"].as_str(), field, "{method} {path}: {json}");
+        }
+        assert_eq!(f.store.task_count(), 1);
+        assert_eq!(f.publisher.published().len(), 1);
+    }
+
+    const MAX_BODY: usize = crate::requests::MAX_BODY_BYTES;
+
+    #[tokio::test]
+    async fn when_publishing_fails_should_still_commit_and_keep_the_event() {
+        let f = fixture();
+        f.publisher.set_failing(true);
+        let id = created(&f).await;
+        let id = id.parse().unwrap();
+        assert_eq!(f.store.outbox(id).len(), 1);
+        assert!(f.publisher.published().is_empty());
+    }
+
+    #[tokio::test]
+    async fn when_listing_should_page_newest_first() {
+        let f = fixture();
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(created(&f).await);
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let mut req = request(Method::GET, "/tasks", "");
+        let map: lambda_http::aws_lambda_events::query_map::QueryMap = "limit=2".parse().unwrap();
+        req = req.with_query_string_parameters(map);
+        let response = handle(&f.deps, Some("alice"), req).await;
+        let page: Value = match response.body() {
+            Body::Text(text) => serde_json::from_str(text).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        let listed: Vec<_> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(listed, [ids[2].clone(), ids[1].clone()]);
+        assert!(page["next_cursor"].is_string());
+    }
+}

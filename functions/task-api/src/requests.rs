@@ -7,6 +7,7 @@ use orchestration::domain::{ExecutionStrategy, TaskComplexity, TaskType, Usage};
 use orchestration::service::Command;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_json::error::Category;
 
 use crate::errors::ApiError;
 
@@ -79,17 +80,19 @@ pub fn body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
+        if matches!(inner.classify(), Category::Syntax | Category::Eof) {
+            return ApiError::malformed(format!("the body is not valid JSON: {inner}"), None);
+        }
         let field = if path == "." {
             named_in(&inner.to_string())
         } else {
             Some(path)
         };
-        let message = match (&field, inner.classify()) {
-            (_, serde_json::error::Category::Syntax | serde_json::error::Category::Eof) => {
-                format!("the body is not valid JSON: {inner}")
+        let message = match &field {
+            Some(field) if !inner.to_string().contains(field.as_str()) => {
+                format!("{field}: {inner}")
             }
-            (Some(field), _) => format!("{field}: {inner}"),
-            (None, _) => inner.to_string(),
+            _ => inner.to_string(),
         };
         ApiError::malformed(message, field)
     })

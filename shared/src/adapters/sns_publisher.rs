@@ -216,3 +216,208 @@ impl EventPublisher for SnsPublisher {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use aws_sdk_sns::operation::publish::PublishOutput;
+    use aws_sdk_sns::operation::publish_batch::{
+        PublishBatchError, PublishBatchInput, PublishBatchOutput,
+    };
+    use aws_sdk_sns::types::error::NotFoundException;
+    use aws_sdk_sns::types::{BatchResultErrorEntry, PublishBatchResultEntry};
+    use aws_smithy_mocks::{mock, mock_client, MockResponse, RuleMode};
+
+    use super::*;
+    use crate::domain::{NewTask, Task};
+
+    fn events(count: usize) -> Vec<EventEnvelope> {
+        (0..count)
+            .map(|i| {
+                Task::create(
+                    NewTask {
+                        user_id: "u".into(),
+                        title: format!("task {i}"),
+                        description: String::new(),
+                    },
+                    crate::time::now(),
+                )
+                .unwrap()
+                .event
+                .unwrap()
+            })
+            .collect()
+    }
+
+    fn fast() -> Backoff {
+        Backoff {
+            retries: 3,
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(4),
+        }
+    }
+
+    fn success(id: &str) -> PublishBatchResultEntry {
+        PublishBatchResultEntry::builder()
+            .id(id)
+            .message_id(format!("m-{id}"))
+            .build()
+    }
+
+    fn failure(id: &str, sender_fault: bool) -> BatchResultErrorEntry {
+        BatchResultErrorEntry::builder()
+            .id(id)
+            .code(if sender_fault {
+                "InvalidParameter"
+            } else {
+                "InternalError"
+            })
+            .sender_fault(sender_fault)
+            .build()
+            .unwrap()
+    }
+
+    /// Answers each call with `decide(call number, entry id)`: None succeeds, Some(fault) fails.
+    fn batch_rule(
+        sizes: Arc<Mutex<Vec<usize>>>,
+        decide: impl Fn(usize, &str) -> Option<bool> + Send + Sync + 'static,
+    ) -> aws_smithy_mocks::Rule {
+        mock!(aws_sdk_sns::Client::publish_batch).then_compute_output(
+            move |input: &PublishBatchInput| {
+                let mut sizes = sizes.lock().unwrap();
+                let call = sizes.len();
+                let entries = input.publish_batch_request_entries();
+                sizes.push(entries.len());
+                let mut output = PublishBatchOutput::builder();
+                for entry in entries {
+                    output = match decide(call, entry.id()) {
+                        None => output.successful(success(entry.id())),
+                        Some(sender_fault) => output.failed(failure(entry.id(), sender_fault)),
+                    };
+                }
+                output.build()
+            },
+        )
+    }
+
+    fn publisher(rule: &aws_smithy_mocks::Rule) -> SnsPublisher {
+        let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [rule]);
+        SnsPublisher::new(client, "arn:aws:sns:us-east-1:000000000000:events", fast())
+    }
+
+    #[tokio::test]
+    async fn when_batch_exceeds_ten_should_send_chunks_of_at_most_ten() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let rule = batch_rule(sizes.clone(), |_, _| None);
+        let events = events(25);
+
+        let report = publisher(&rule).publish_batch(&events).await;
+
+        assert_eq!(*sizes.lock().unwrap(), [10, 10, 5]);
+        assert_eq!(
+            report.published,
+            events.iter().map(|e| e.id).collect::<Vec<_>>()
+        );
+        assert!(report.failed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn when_one_entry_fails_transiently_should_retry_only_that_entry() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let events = events(3);
+        let flaky = events[1].id.simple().to_string();
+        let rule = batch_rule(sizes.clone(), move |call, id| {
+            (call == 0 && id == flaky).then_some(false)
+        });
+
+        let report = publisher(&rule).publish_batch(&events).await;
+
+        assert_eq!(*sizes.lock().unwrap(), [3, 1]);
+        assert_eq!(report.published.len(), 3);
+        assert!(report.failed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn when_an_entry_keeps_failing_should_give_up_after_three_retries_and_keep_the_others() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let events = events(4);
+        let broken = events[2].id.simple().to_string();
+        let rule = batch_rule(sizes.clone(), move |_, id| (id == broken).then_some(false));
+
+        let report = publisher(&rule).publish_batch(&events).await;
+
+        assert_eq!(*sizes.lock().unwrap(), [4, 1, 1, 1]);
+        assert_eq!(report.published.len(), 3);
+        assert_eq!(report.failed.len(), 1);
+        assert_eq!(report.failed[0].event_id, events[2].id);
+        assert!(report.failed[0].reason.contains("InternalError"));
+    }
+
+    #[tokio::test]
+    async fn when_an_entry_is_refused_as_invalid_should_not_retry_it() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let events = events(2);
+        let invalid = events[0].id.simple().to_string();
+        let rule = batch_rule(sizes.clone(), move |_, id| (id == invalid).then_some(true));
+
+        let report = publisher(&rule).publish_batch(&events).await;
+
+        assert_eq!(*sizes.lock().unwrap(), [2]);
+        assert_eq!(report.published, [events[1].id]);
+        assert_eq!(report.failed[0].event_id, events[0].id);
+    }
+
+    #[tokio::test]
+    async fn when_a_whole_call_fails_should_report_its_chunk_and_still_send_the_next() {
+        let calls = Arc::new(Mutex::new(0));
+        let counter = calls.clone();
+        let rule = mock!(aws_sdk_sns::Client::publish_batch).then_compute_response(
+            move |input: &PublishBatchInput| {
+                let mut calls = counter.lock().unwrap();
+                *calls += 1;
+                if *calls == 1 {
+                    return MockResponse::Error(PublishBatchError::NotFoundException(
+                        NotFoundException::builder()
+                            .message("Topic does not exist")
+                            .build(),
+                    ));
+                }
+                let mut output = PublishBatchOutput::builder();
+                for entry in input.publish_batch_request_entries() {
+                    output = output.successful(success(entry.id()));
+                }
+                MockResponse::Output(output.build())
+            },
+        );
+        let events = events(12);
+
+        let report = publisher(&rule).publish_batch(&events).await;
+
+        assert_eq!(*calls.lock().unwrap(), 2);
+        assert_eq!(report.failed.len(), 10);
+        assert_eq!(report.published, [events[10].id, events[11].id]);
+    }
+
+    #[tokio::test]
+    async fn when_publishing_one_should_set_the_filter_attributes() {
+        let event = events(1).remove(0);
+        let body = event.to_json();
+        let rule = mock!(aws_sdk_sns::Client::publish)
+            .match_requests(move |input| {
+                let attributes = input.message_attributes().unwrap();
+                attributes["event_type"].string_value() == Some("TaskCreated")
+                    && attributes["event_version"].string_value() == Some("v1")
+                    && input.message() == Some(body.as_str())
+            })
+            .then_output(|| PublishOutput::builder().message_id("m-1").build());
+        let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&rule]);
+        let publisher =
+            SnsPublisher::new(client, "arn:aws:sns:us-east-1:000000000000:events", fast());
+
+        publisher.publish(&event).await.unwrap();
+
+        assert_eq!(rule.num_calls(), 1);
+    }
+}
