@@ -1,1 +1,266 @@
+//! Harness of the integration tests: every test provisions its own uniquely named copy of
+//! the template's resources on the emulators and talks to them through the real adapters.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use lambda_http::aws_lambda_events::query_map::QueryMap;
+use lambda_http::http::Method;
+use lambda_http::{Body, RequestExt};
+use orchestration::adapters::{clients, DynamoTaskStore, SnsPublisher};
+use orchestration::events::EventEnvelope;
+use orchestration::retry::Backoff;
+use orchestration::service::TaskService;
+use outbox_sweeper::{Sweeper, SweeperConfig};
+use serde::Deserialize;
+use serde_json::Value;
+use task_api::Deps;
+
+/// The three consumers, by the logical-id stem of their queues in template.yaml.
+pub const CONSUMERS: [&str; 3] = ["MlClassifier", "Dashboard", "CicdMonitor"];
+
+#[derive(Debug, Deserialize)]
+struct Provisioned {
+    resources: HashMap<String, HashMap<String, String>>,
+}
+
+/// One test's own resources on the emulators.
+pub struct TestEnv {
+    pub prefix: String,
+    pub aws: SdkConfig,
+    pub table: String,
+    pub topic_arn: String,
+    resources: HashMap<String, HashMap<String, String>>,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the repository")
+        .to_path_buf()
+}
+
+fn provision(action: &str, prefix: &str) -> String {
+    let python = std::env::var("PROVISION_PYTHON").unwrap_or_else(|_| {
+        panic!("integration tests need the emulators: run them with `infra/local.sh test`")
+    });
+    let output = Command::new(python)
+        .arg(repo_root().join("infra/provision.py"))
+        .args([action, "--prefix", prefix])
+        .output()
+        .expect("provision.py runs");
+    assert!(
+        output.status.success(),
+        "provision.py {action} --prefix {prefix} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("provision.py prints UTF-8")
+}
+
+impl TestEnv {
+    /// Provisions the template's resources under a prefix unique to this test run.
+    pub async fn new(test: &str) -> TestEnv {
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        let prefix = format!("it-{test}-{}", &unique[..8]);
+        let json = provision("up", &prefix);
+        let provisioned: Provisioned =
+            serde_json::from_str(&json).unwrap_or_else(|err| panic!("{err}: {json}"));
+        let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let resources = provisioned.resources;
+        let attribute = |id: &str, key: &str| resources[id][key].clone();
+        TestEnv {
+            table: attribute("TasksTable", "name"),
+            topic_arn: attribute("EventsTopic", "arn"),
+            sqs: aws_sdk_sqs::Client::new(&aws),
+            dynamodb: aws_sdk_dynamodb::Client::new(&aws),
+            prefix,
+            aws,
+            resources,
+        }
+    }
+
+    /// Deletes what `new` created.
+    pub async fn teardown(self) {
+        provision("down", &self.prefix);
+    }
+
+    pub fn queue_url(&self, consumer: &str) -> String {
+        self.resources[&format!("{consumer}Queue")]["url"].clone()
+    }
+
+    pub fn dlq_url(&self, consumer: &str) -> String {
+        self.resources[&format!("{consumer}DeadLetterQueue")]["url"].clone()
+    }
+
+    pub fn store(&self) -> Arc<DynamoTaskStore> {
+        Arc::new(DynamoTaskStore::new(
+            clients::dynamodb(&self.aws),
+            &self.table,
+        ))
+    }
+
+    /// A publisher to this test's topic, retrying quickly.
+    pub fn publisher(&self) -> Arc<SnsPublisher> {
+        self.publisher_to(clients::sns(&self.aws, &fast()), &self.topic_arn)
+    }
+
+    pub fn publisher_to(&self, client: aws_sdk_sns::Client, topic_arn: &str) -> Arc<SnsPublisher> {
+        Arc::new(SnsPublisher::new(client, topic_arn, fast()))
+    }
+
+    /// The task API's dependencies over this test's resources.
+    pub fn deps(&self) -> Deps {
+        self.deps_with(self.publisher())
+    }
+
+    pub fn deps_with(&self, publisher: Arc<SnsPublisher>) -> Deps {
+        let store = self.store();
+        Deps {
+            tasks: TaskService::new(store.clone(), store, publisher),
+        }
+    }
+
+    pub fn sweeper(&self) -> Sweeper {
+        Sweeper::new(
+            self.store(),
+            self.publisher(),
+            SweeperConfig {
+                min_age: Duration::ZERO,
+                max_tasks: 100,
+            },
+        )
+    }
+
+    /// Receives from a queue until `expected` messages arrived, then waits `quiet` more to
+    /// make sure nothing else comes; returns every event received, in arrival order.
+    pub async fn receive(
+        &self,
+        queue_url: &str,
+        expected: usize,
+        quiet: Duration,
+    ) -> Vec<EventEnvelope> {
+        let mut events = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while events.len() < expected && Instant::now() < deadline {
+            events.extend(self.receive_once(queue_url, 1).await);
+        }
+        let quiet_until = Instant::now() + quiet;
+        while Instant::now() < quiet_until {
+            events.extend(self.receive_once(queue_url, 1).await);
+        }
+        events
+    }
+
+    async fn receive_once(&self, queue_url: &str, wait_secs: i32) -> Vec<EventEnvelope> {
+        let output = self
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_secs)
+            .send()
+            .await
+            .expect("receive from the emulator");
+        output
+            .messages()
+            .iter()
+            .map(|message| {
+                let body = message.body().unwrap_or_default();
+                EventEnvelope::from_json(body)
+                    .unwrap_or_else(|err| panic!("queue holds a non-event {body}: {err}"))
+            })
+            .collect()
+    }
+
+    /// Raw attributes of a task item, outbox included.
+    pub async fn item(&self, id: &str) -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+        self.dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                "id",
+                aws_sdk_dynamodb::types::AttributeValue::S(id.to_owned()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get item")
+            .item
+            .unwrap_or_default()
+    }
+
+    /// Number of items in this test's table.
+    pub async fn item_count(&self) -> usize {
+        let output = self
+            .dynamodb
+            .scan()
+            .table_name(&self.table)
+            .send()
+            .await
+            .expect("scan");
+        output.items().len()
+    }
+}
+
+pub fn fast() -> Backoff {
+    Backoff {
+        retries: 3,
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+    }
+}
+
+/// Sends one request through the task API's handler, as Lambda or the local server does.
+pub async fn call(
+    deps: &Deps,
+    user: Option<&str>,
+    method: Method,
+    path: &str,
+    body: &str,
+) -> (u16, Value) {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut builder = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(path);
+    if !body.is_empty() {
+        builder = builder.header("content-type", "application/json");
+    }
+    let query: QueryMap = query.parse().expect("query parses");
+    let request = builder
+        .body(Body::from(body))
+        .expect("request builds")
+        .with_query_string_parameters(query);
+    let response = task_api::handle(deps, user, request).await;
+    let status = response.status().as_u16();
+    let json = match response.body() {
+        Body::Text(text) => serde_json::from_str(text).expect("JSON body"),
+        other => panic!("unexpected body {other:?}"),
+    };
+    (status, json)
+}
+
+/// Creates a task for `user` and returns its id.
+pub async fn create_task(deps: &Deps, user: &str, title: &str) -> String {
+    let body = serde_json::json!({"title": title, "description": "integration test"}).to_string();
+    let (status, task) = call(deps, Some(user), Method::POST, "/tasks", &body).await;
+    assert_eq!(status, 201, "{task}");
+    task["id"].as_str().expect("id").to_owned()
+}
+
+/// Runs `action` with `body` on task `id` and returns the status and body.
+pub async fn act(deps: &Deps, user: &str, id: &str, action: &str, body: &str) -> (u16, Value) {
+    call(
+        deps,
+        Some(user),
+        Method::POST,
+        &format!("/tasks/{id}/{action}"),
+        body,
+    )
+    .await
+}

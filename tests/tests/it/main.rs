@@ -1,0 +1,7 @@
+//! Integration tests against the emulators; run them with `infra/local.sh test`.
+
+mod bad_input;
+mod concurrency;
+mod lifecycle;
+mod outbox;
+mod transitions;
