@@ -12,7 +12,7 @@ APIs, alarms, IAM) are skipped; a resource type it does not know is an error.
 
 `up` is idempotent and prints one JSON document on stdout:
     {"prefix", "env": the functions' environment variables, resolved,
-     "resources": {LogicalId: {name, arn, url, ...}},
+     "resources": {LogicalId: {name, arn, url, ...}}  (string values only),
      "event_sources": [{function, code_uri, queue_url, batch_size}]}
 Endpoints come only from the SDK's AWS_ENDPOINT_URL_<SERVICE> variables (or
 AWS_ENDPOINT_URL); without them it refuses to run rather than touch real AWS.
@@ -22,19 +22,19 @@ Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import boto3
-import yaml
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from cfn_template import Resolver, TemplateError, load_template
 
 ACCOUNT_ID = "000000000000"
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
@@ -69,197 +69,12 @@ SKIPPED_TYPES = {
 }
 
 
-class ProvisionError(Exception):
+class ProvisionError(TemplateError):
     pass
 
 
 def log(message: str) -> None:
     print(f"[provision] {message}", file=sys.stderr, flush=True)
-
-
-# --- reading the template ---------------------------------------------------------
-
-_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class CfnLoader(_BaseLoader):  # type: ignore[misc, valid-type]
-    """YAML loader that reads CloudFormation short tags (!Ref, !GetAtt, ...) as data."""
-
-
-def _construct_short_tag(loader: yaml.Loader, tag_suffix: str, node: yaml.Node) -> dict:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "Condition":
-        return {"Condition": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{tag_suffix}": value}
-
-
-CfnLoader.add_multi_constructor("!", _construct_short_tag)
-
-
-def load_template(path: Path) -> dict:
-    try:
-        with path.open() as f:
-            template = yaml.load(f, Loader=CfnLoader)  # noqa: S506 - CfnLoader is a SafeLoader
-    except OSError as e:
-        raise ProvisionError(f"cannot read the template: {e}") from e
-    if not isinstance(template, dict) or not isinstance(template.get("Resources"), dict):
-        raise ProvisionError(f"{path} has no Resources")
-    return template
-
-
-# --- resolving intrinsic functions -------------------------------------------------
-
-NO_VALUE = object()  # AWS::NoValue: the property is dropped
-
-
-class Resolver:
-    """Evaluates CloudFormation intrinsic functions against local values.
-
-    `ref` and `get_att` are called for resource references, so the caller can
-    create a resource the first time something refers to it.
-    """
-
-    def __init__(
-        self,
-        template: dict,
-        prefix: str,
-        region: str,
-        overrides: dict[str, str],
-        ref: Callable[[str], Any],
-        get_att: Callable[[str, str], Any],
-    ) -> None:
-        self.template = template
-        self.ref_resource = ref
-        self.get_att = get_att
-        self.parameters = template.get("Parameters") or {}
-        self.overrides = overrides
-        unknown = set(overrides) - set(self.parameters)
-        if unknown:
-            raise ProvisionError(f"unknown template parameters: {', '.join(sorted(unknown))}")
-        self.pseudo = {
-            "AWS::Region": region,
-            "AWS::AccountId": ACCOUNT_ID,
-            "AWS::StackName": prefix,
-            "AWS::StackId": f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/{prefix}/local",
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::NotificationARNs": [],
-            "AWS::NoValue": NO_VALUE,
-        }
-        self._conditions: dict[str, bool] = {}
-
-    def parameter(self, name: str) -> Any:
-        spec = self.parameters[name] or {}
-        if name in self.overrides:
-            value = self.overrides[name]
-        elif "Default" in spec:
-            value = spec["Default"]
-        else:
-            raise ProvisionError(f"parameter {name} has no default; pass --param {name}=VALUE")
-        if str(spec.get("Type", "")).startswith(("CommaDelimitedList", "List<")):
-            return [v.strip() for v in str(value).split(",")] if value != "" else []
-        return str(value)
-
-    def ref(self, name: str) -> Any:
-        if name in self.pseudo:
-            return self.pseudo[name]
-        if name in self.parameters:
-            return self.parameter(name)
-        if name in self.template["Resources"]:
-            return self.ref_resource(name)
-        raise ProvisionError(f"Ref to unknown name {name}")
-
-    def condition(self, name: str) -> bool:
-        if name not in self._conditions:
-            conditions = self.template.get("Conditions") or {}
-            if name not in conditions:
-                raise ProvisionError(f"unknown condition {name}")
-            self._conditions[name] = bool(self.resolve(conditions[name]))
-        return self._conditions[name]
-
-    def resolve(self, value: Any) -> Any:
-        if isinstance(value, list):
-            items = (self.resolve(v) for v in value)
-            return [v for v in items if v is not NO_VALUE]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            (key, arg), = value.items()
-            if key == "Ref":
-                return self.ref(arg)
-            if key == "Condition" and isinstance(arg, str):
-                return self.condition(arg)
-            if key.startswith("Fn::"):
-                return self._function(key[4:], arg)
-        resolved = {k: self.resolve(v) for k, v in value.items()}
-        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
-
-    def _function(self, name: str, arg: Any) -> Any:
-        if name == "GetAtt":
-            logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-            return self.get_att(logical_id, self.resolve(attribute))
-        if name == "Sub":
-            return self._sub(arg)
-        if name == "Join":
-            delimiter, items = arg
-            return self.resolve(delimiter).join(str(v) for v in self.resolve(items))
-        if name == "Select":
-            index, items = self.resolve(arg)
-            return items[int(index)]
-        if name == "Split":
-            delimiter, text = self.resolve(arg)
-            return text.split(delimiter)
-        if name == "If":
-            condition, if_true, if_false = arg
-            return self.resolve(if_true if self.condition(condition) else if_false)
-        if name == "Equals":
-            a, b = self.resolve(arg)
-            return a == b
-        if name == "Not":
-            return not self.resolve(arg[0])
-        if name == "And":
-            return all(self.resolve(arg))
-        if name == "Or":
-            return any(self.resolve(arg))
-        if name == "FindInMap":
-            mapping, first, second = self.resolve(arg)[:3]
-            return self.template["Mappings"][mapping][first][second]
-        if name == "Base64":
-            return base64.b64encode(str(self.resolve(arg)).encode()).decode()
-        if name == "ToJsonString":
-            return json.dumps(self.resolve(arg), separators=(",", ":"))
-        if name == "GetAZs":
-            region = self.resolve(arg) or self.pseudo["AWS::Region"]
-            return [f"{region}{zone}" for zone in "abc"]
-        raise ProvisionError(f"Fn::{name} is not supported locally")
-
-    def _sub(self, arg: Any) -> str:
-        if isinstance(arg, list):
-            text, variables = arg[0], {k: self.resolve(v) for k, v in arg[1].items()}
-        else:
-            text, variables = arg, {}
-
-        def replace(match: re.Match) -> str:
-            expression = match.group(1)
-            if expression.startswith("!"):
-                return "${" + expression[1:] + "}"
-            if expression in variables:
-                return str(variables[expression])
-            if "." in expression and expression.split(".", 1)[0] in self.template["Resources"]:
-                return str(self.get_att(*expression.split(".", 1)))
-            value = self.ref(expression)
-            return ",".join(value) if isinstance(value, list) else str(value)
-
-        return re.sub(r"\$\{([^}]+)\}", replace, text)
 
 
 # --- talking to the emulators ---------------------------------------------------------
@@ -282,16 +97,16 @@ class Clients:
             retries={"mode": "standard", "max_attempts": 3},
         )
         self._clients: dict[str, Any] = {}
+        for variable in SERVICE_ENDPOINT_VARIABLES.values():
+            if not (os.environ.get(variable) or os.environ.get("AWS_ENDPOINT_URL")):
+                raise ProvisionError(
+                    f"{variable} is not set: refusing to provision anything but a local emulator"
+                )
 
     def __getattr__(self, service: str) -> Any:
         if service not in SERVICE_ENDPOINT_VARIABLES:
             raise AttributeError(service)
         if service not in self._clients:
-            variable = SERVICE_ENDPOINT_VARIABLES[service]
-            if not (os.environ.get(variable) or os.environ.get("AWS_ENDPOINT_URL")):
-                raise ProvisionError(
-                    f"{variable} is not set: refusing to provision anything but a local emulator"
-                )
             self._clients[service] = self.session.client(service, config=self.config)
         return self._clients[service]
 
@@ -320,35 +135,70 @@ def check_properties(logical_id: str, properties: dict, handled: set[str], ignor
 
 # --- resources -------------------------------------------------------------------------
 
-# Properties that shape behaviour the emulators do not have (billing, backups,
-# encryption at rest, tags): accepted and left out.
+# Ignored properties shape what the emulators do not have (billing, backups,
+# encryption at rest, tags), or are names: physical names are always
+# <prefix>-<LogicalId>, so that every prefix gets its own set.
 TABLE_IGNORED = {
-    "BillingMode", "PointInTimeRecoverySpecification", "SSESpecification", "Tags",
-    "ContributorInsightsSpecification", "DeletionProtectionEnabled", "TableClass",
-    "ProvisionedThroughput", "KinesisStreamSpecification", "ResourcePolicy",
-    "OnDemandThroughput", "WarmThroughput",
+    "TableName",
+    "BillingMode",
+    "PointInTimeRecoverySpecification",
+    "SSESpecification",
+    "Tags",
+    "ContributorInsightsSpecification",
+    "DeletionProtectionEnabled",
+    "TableClass",
+    "ProvisionedThroughput",
+    "KinesisStreamSpecification",
+    "ResourcePolicy",
+    "OnDemandThroughput",
+    "WarmThroughput",
 }
 TABLE_HANDLED = {
-    "TableName", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes",
-    "LocalSecondaryIndexes", "StreamSpecification", "TimeToLiveSpecification",
+    "AttributeDefinitions",
+    "KeySchema",
+    "GlobalSecondaryIndexes",
+    "LocalSecondaryIndexes",
+    "StreamSpecification",
+    "TimeToLiveSpecification",
 }
 QUEUE_ATTRIBUTES = {
-    "DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod",
-    "ReceiveMessageWaitTimeSeconds", "VisibilityTimeout", "RedrivePolicy",
-    "RedriveAllowPolicy", "FifoQueue", "ContentBasedDeduplication",
-    "DeduplicationScope", "FifoThroughputLimit", "SqsManagedSseEnabled",
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "RedrivePolicy",
+    "RedriveAllowPolicy",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+    "SqsManagedSseEnabled",
 }
 QUEUE_IGNORED = {"QueueName", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds", "Tags"}
 TOPIC_ATTRIBUTES = {"DisplayName", "FifoTopic", "ContentBasedDeduplication"}
 TOPIC_IGNORED = {
-    "TopicName", "KmsMasterKeyId", "Tags", "SignatureVersion", "TracingConfig",
-    "ArchivePolicy", "DataProtectionPolicy", "DeliveryStatusLogging", "FifoThroughputScope",
+    "TopicName",
+    "KmsMasterKeyId",
+    "Tags",
+    "SignatureVersion",
+    "TracingConfig",
+    "ArchivePolicy",
+    "DataProtectionPolicy",
+    "DeliveryStatusLogging",
+    "FifoThroughputScope",
 }
 SUBSCRIPTION_ATTRIBUTES = {
-    "RawMessageDelivery", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy",
-    "DeliveryPolicy", "SubscriptionRoleArn", "ReplayPolicy",
+    "RawMessageDelivery",
+    "FilterPolicy",
+    "FilterPolicyScope",
+    "RedrivePolicy",
+    "DeliveryPolicy",
+    "SubscriptionRoleArn",
+    "ReplayPolicy",
 }
-SUBSCRIPTION_HANDLED = {"TopicArn", "Protocol", "Endpoint", "Region"}
+SUBSCRIPTION_HANDLED = {"TopicArn", "Protocol", "Endpoint"} | SUBSCRIPTION_ATTRIBUTES
+SUBSCRIPTION_IGNORED = {"Region"}
 
 
 class Provisioner:
@@ -360,14 +210,25 @@ class Provisioner:
         self.prefix = prefix
         self.region = region
         self.clients = Clients(region)
-        self.resolver = Resolver(template, prefix, region, overrides, self.ref, self.get_att)
+        self.resolver = Resolver(
+            template, prefix, region, ACCOUNT_ID, overrides, ref=self.ref, get_att=self.get_att
+        )
         self.created: dict[str, dict] = {}  # logical id -> physical attributes
         self._in_progress: set[str] = set()
 
     # - naming and references -
 
+    # The shortest of the services' name limits: SQS allows 80 characters.
+    MAX_NAME_LENGTH = 80
+
     def physical_name(self, logical_id: str, fifo: bool = False) -> str:
-        return f"{self.prefix}-{logical_id}" + (".fifo" if fifo else "")
+        name = f"{self.prefix}-{logical_id}" + (".fifo" if fifo else "")
+        if len(name) > self.MAX_NAME_LENGTH:
+            raise ProvisionError(
+                f"{name} is {len(name)} characters, over the {self.MAX_NAME_LENGTH} that SQS "
+                "allows: use a shorter prefix"
+            )
+        return name
 
     def included(self, logical_id: str) -> bool:
         condition = self.resources_spec[logical_id].get("Condition")
@@ -509,7 +370,7 @@ class Provisioner:
         return {"queues": props["Queues"]}
 
     def subscription(self, logical_id: str, props: dict) -> dict:
-        check_properties(logical_id, props, SUBSCRIPTION_HANDLED, SUBSCRIPTION_ATTRIBUTES)
+        check_properties(logical_id, props, SUBSCRIPTION_HANDLED, SUBSCRIPTION_IGNORED)
         sns = self.clients.sns
         topic_arn, protocol, endpoint = props["TopicArn"], props["Protocol"], props["Endpoint"]
         wanted = {k: as_attribute(v) for k, v in props.items() if k in SUBSCRIPTION_ATTRIBUTES}
@@ -612,12 +473,14 @@ class Provisioner:
                 queue = queues_by_arn.get(queue_arn)
                 if queue is None:
                     raise ProvisionError(f"{logical_id}.{event_id}: no provisioned queue has ARN {queue_arn}")
-                sources.append({
-                    "function": logical_id,
-                    "code_uri": props.get("CodeUri"),
-                    "queue_url": queue["url"],
-                    "batch_size": int(self.resolver.resolve(event_props.get("BatchSize", 10))),
-                })
+                sources.append(
+                    {
+                        "function": logical_id,
+                        "code_uri": props.get("CodeUri"),
+                        "queue_url": queue["url"],
+                        "batch_size": int(self.resolver.resolve(event_props.get("BatchSize", 10))),
+                    }
+                )
         return sources
 
     # - tearing down: names follow from the template, nothing is created -
@@ -660,7 +523,7 @@ class Provisioner:
             except ClientError as e:
                 if error_code(e) != "ResourceNotFoundException":
                     raise
-        for logical_id, name in deleted.items():
+        for name in deleted.values():
             log(f"deleted {name}")
         return {"prefix": self.prefix, "deleted": deleted}
 
@@ -676,7 +539,7 @@ def _same_attribute(current: str | None, wanted: str) -> bool:
 
 # --- command line ---------------------------------------------------------------------
 
-PREFIX_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+PREFIX_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -685,12 +548,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--prefix", required=True, help="physical names are PREFIX-LogicalId")
     parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
     parser.add_argument(
-        "--param", action="append", default=[], metavar="NAME=VALUE",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="template parameter value (default: the parameter's Default)",
     )
     args = parser.parse_args(argv)
     if not PREFIX_PATTERN.fullmatch(args.prefix):
-        parser.error("--prefix: 1 to 40 letters, digits, '-' or '_', starting with a letter or digit")
+        parser.error("--prefix: letters, digits, '-' or '_', starting with a letter or digit")
     return args
 
 
@@ -709,7 +575,7 @@ def main(argv: list[str]) -> int:
         template = load_template(args.template)
         provisioner = Provisioner(template, args.prefix, region, overrides)
         result = provisioner.up() if args.action == "up" else provisioner.down()
-    except ProvisionError as e:
+    except TemplateError as e:
         print(f"provision.py: {e}", file=sys.stderr)
         return 1
     except ClientError as e:
