@@ -7,7 +7,6 @@ use orchestration::domain::{ExecutionStrategy, TaskComplexity, TaskType, Usage};
 use orchestration::service::Command;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::error::Category;
 
 use crate::errors::ApiError;
 
@@ -73,17 +72,15 @@ pub fn body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
             return Err(ApiError::unsupported_media_type());
         }
     }
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::malformed(format!("the body is not valid JSON: {err}"), None))?;
     // Structs also deserialise from arrays; the contract only has objects.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    if !value.is_object() {
         return Err(ApiError::malformed("the body must be a JSON object", None));
     }
-    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        if matches!(inner.classify(), Category::Syntax | Category::Eof) {
-            return ApiError::malformed(format!("the body is not valid JSON: {inner}"), None);
-        }
         let field = if path == "." {
             named_in(&inner.to_string())
         } else {
