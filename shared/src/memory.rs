@@ -92,7 +92,7 @@ impl TaskStore for MemoryStore {
             .filter_map(|r| r.task.clone())
             .filter(|t| t.user_id == user_id)
             .collect();
-        tasks.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        tasks.sort_by_key(|t| std::cmp::Reverse((t.created_at, t.id)));
         let start = match cursor {
             None => 0,
             Some(cursor) => {

@@ -273,6 +273,16 @@ mod tests {
         assert_eq!(page["items"].as_array().unwrap().len(), 0);
     }
 
+    /// Caller, method, path, body, expected status and the field the error should name.
+    type Case = (
+        Option<&'static str>,
+        Method,
+        String,
+        String,
+        u16,
+        Option<&'static str>,
+    );
+
     #[tokio::test]
     async fn when_input_is_bad_should_answer_4xx_naming_the_problem_and_write_nothing() {
         let f = fixture();
@@ -281,7 +291,7 @@ mod tests {
             r#"{{"title":"t","description":"{}"}}"#,
             "x".repeat(MAX_BODY)
         );
-        let cases: Vec<(Option<&str>, Method, String, String, u16, Option<&str>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 Some("alice"),
                 Method::POST,

@@ -115,7 +115,7 @@ fn encode_cursor(key: &Item) -> Option<String> {
 }
 
 fn decode_cursor(cursor: &str, user_id: &str) -> Result<Item, StoreError> {
-    if cursor.len() % 2 != 0 || cursor.len() > 1024 {
+    if !cursor.len().is_multiple_of(2) || cursor.len() > 1024 {
         return Err(StoreError::InvalidCursor);
     }
     let bytes = (0..cursor.len())

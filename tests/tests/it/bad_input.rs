@@ -3,6 +3,16 @@ use std::time::Duration;
 use integration_tests::{call, create_task, TestEnv};
 use lambda_http::http::Method;
 
+/// Caller, method, path, body, expected status and the field the error should name.
+type Case<'a> = (
+    Option<&'a str>,
+    Method,
+    &'a str,
+    &'a str,
+    u16,
+    Option<&'a str>,
+);
+
 #[tokio::test]
 async fn when_input_is_bad_should_answer_4xx_naming_the_problem_and_write_nothing() {
     // Given one classified task
@@ -18,7 +28,7 @@ async fn when_input_is_bad_should_answer_4xx_naming_the_problem_and_write_nothin
     let long_description = format!(r#"{{"title":"t","description":"{}"}}"#, "d".repeat(10_001));
 
     // When bad requests arrive
-    let cases: Vec<(Option<&str>, Method, &str, &str, u16, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             Some("alice"),
             Method::POST,
