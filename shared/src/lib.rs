@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod config;
+pub mod consumer;
 pub mod domain;
 pub mod events;
 pub mod memory;

@@ -219,3 +219,45 @@ impl EventPublisher for RecordingPublisher {
         report
     }
 }
+
+/// Idempotency records held in memory.
+#[derive(Default)]
+pub struct MemoryIdempotency {
+    records: Mutex<HashMap<(String, Uuid), bool>>,
+}
+
+#[async_trait]
+impl crate::consumer::IdempotencyStore for MemoryIdempotency {
+    async fn begin(
+        &self,
+        consumer: &str,
+        event_id: Uuid,
+    ) -> Result<crate::consumer::Claim, StoreError> {
+        use crate::consumer::Claim;
+        let mut records = self.records.lock().unwrap();
+        Ok(match records.get(&(consumer.to_owned(), event_id)) {
+            Some(true) => Claim::AlreadyApplied,
+            Some(false) => Claim::InFlight,
+            None => {
+                records.insert((consumer.to_owned(), event_id), false);
+                Claim::Acquired
+            }
+        })
+    }
+
+    async fn complete(&self, consumer: &str, event_id: Uuid) -> Result<(), StoreError> {
+        self.records
+            .lock()
+            .unwrap()
+            .insert((consumer.to_owned(), event_id), true);
+        Ok(())
+    }
+
+    async fn release(&self, consumer: &str, event_id: Uuid) -> Result<(), StoreError> {
+        self.records
+            .lock()
+            .unwrap()
+            .remove(&(consumer.to_owned(), event_id));
+        Ok(())
+    }
+}

@@ -33,3 +33,7 @@ pub fn sns(config: &SdkConfig, backoff: &Backoff) -> aws_sdk_sns::Client {
         .build();
     aws_sdk_sns::Client::from_conf(sns_config)
 }
+
+pub fn sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
+}

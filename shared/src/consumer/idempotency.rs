@@ -1,0 +1,27 @@
+//! Idempotency per consumer and event id: a lease taken before applying an event and made
+//! permanent after, so a redelivered event is acknowledged without being applied again.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::ports::StoreError;
+
+/// The outcome of trying to claim an event for processing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Nobody applied it yet: apply it, then `complete` (or `release` on failure).
+    Acquired,
+    /// It was applied before: acknowledge without applying.
+    AlreadyApplied,
+    /// Another delivery holds an unexpired lease: retry later.
+    InFlight,
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    async fn begin(&self, consumer: &str, event_id: Uuid) -> Result<Claim, StoreError>;
+    /// Records the event as applied; the record expires after the retention period.
+    async fn complete(&self, consumer: &str, event_id: Uuid) -> Result<(), StoreError>;
+    /// Gives the lease up after a failure, so the next delivery can apply the event.
+    async fn release(&self, consumer: &str, event_id: Uuid) -> Result<(), StoreError>;
+}

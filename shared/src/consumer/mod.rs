@@ -1,0 +1,8 @@
+//! The consumer toolkit: turns an SQS batch into per-record processing with idempotency,
+//! retry back-off and a partial batch response naming only the failed messages.
+
+mod batch;
+mod idempotency;
+
+pub use batch::{Consumer, EventHandler, HandlerError, RetryBackoff, RetryScheduler};
+pub use idempotency::{Claim, IdempotencyStore};
