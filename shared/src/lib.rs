@@ -4,11 +4,13 @@
 pub mod adapters;
 pub mod config;
 pub mod consumer;
+pub mod dashboard;
 pub mod domain;
 pub mod events;
 pub mod memory;
 pub mod metrics;
 pub mod ports;
+pub mod records;
 pub mod relay;
 pub mod retry;
 pub mod service;

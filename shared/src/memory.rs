@@ -261,3 +261,71 @@ impl crate::consumer::IdempotencyStore for MemoryIdempotency {
         Ok(())
     }
 }
+
+/// Dashboard projections and counters held in memory.
+#[derive(Default)]
+pub struct MemoryDashboard {
+    state: Mutex<(
+        HashMap<Uuid, crate::dashboard::TaskProjection>,
+        HashMap<String, f64>,
+    )>,
+}
+
+#[async_trait]
+impl crate::dashboard::DashboardStore for MemoryDashboard {
+    async fn apply(&self, event: &EventEnvelope) -> Result<bool, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let (projections, counters) = &mut *state;
+        let Some((next, delta)) =
+            crate::dashboard::project(projections.get(&event.task_id()), event)
+        else {
+            return Ok(false);
+        };
+        for (name, value) in delta.counters {
+            *counters.entry(name).or_default() += value as f64;
+        }
+        *counters.entry("cost_usd_total".into()).or_default() += delta.cost_usd;
+        projections.insert(event.task_id(), next);
+        Ok(true)
+    }
+
+    async fn stats(&self) -> Result<crate::dashboard::DashboardStats, StoreError> {
+        let state = self.state.lock().unwrap();
+        Ok(crate::dashboard::DashboardStats::from_counters(&state.1))
+    }
+}
+
+/// Records held in memory, one per task id.
+pub struct MemoryRecords<T> {
+    records: Mutex<HashMap<Uuid, T>>,
+}
+
+impl<T> Default for MemoryRecords<T> {
+    fn default() -> Self {
+        MemoryRecords {
+            records: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T: Clone> MemoryRecords<T> {
+    pub fn all(&self) -> Vec<T> {
+        self.records.lock().unwrap().values().cloned().collect()
+    }
+}
+
+#[async_trait]
+impl<T: Clone + Send + Sync> crate::records::RecordStore<T> for MemoryRecords<T> {
+    async fn record(&self, task_id: Uuid, record: &T) -> Result<bool, StoreError> {
+        let mut records = self.records.lock().unwrap();
+        if records.contains_key(&task_id) {
+            return Ok(false);
+        }
+        records.insert(task_id, record.clone());
+        Ok(true)
+    }
+
+    async fn get(&self, task_id: Uuid) -> Result<Option<T>, StoreError> {
+        Ok(self.records.lock().unwrap().get(&task_id).cloned())
+    }
+}

@@ -1,0 +1,84 @@
+//! DynamoDB adapter of `RecordStore`: one item per task id, written only if absent.
+
+use std::marker::PhantomData;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::ports::StoreError;
+use crate::records::RecordStore;
+
+pub struct DynamoRecordStore<T> {
+    client: Client,
+    table: String,
+    record: PhantomData<fn() -> T>,
+}
+
+impl<T> DynamoRecordStore<T> {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoRecordStore {
+            client,
+            table: table.into(),
+            record: PhantomData,
+        }
+    }
+}
+
+fn backend(err: impl std::error::Error + 'static) -> StoreError {
+    StoreError::Backend(DisplayErrorContext(err).to_string())
+}
+
+#[async_trait]
+impl<T> RecordStore<T> for DynamoRecordStore<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync,
+{
+    async fn record(&self, task_id: Uuid, record: &T) -> Result<bool, StoreError> {
+        let mut item: std::collections::HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(record)
+                .map_err(|err| StoreError::Backend(format!("cannot serialise record: {err}")))?;
+        item.insert("task_id".into(), AttributeValue::S(task_id.to_string()));
+        let written = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(task_id)")
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err.as_service_error().and_then(|e| e.code())
+                    == Some("ConditionalCheckFailedException") =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(backend(err)),
+        }
+    }
+
+    async fn get(&self, task_id: Uuid) -> Result<Option<T>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("task_id", AttributeValue::S(task_id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        output
+            .item
+            .map(|item| {
+                serde_dynamo::from_item(item)
+                    .map_err(|err| StoreError::Backend(format!("unreadable record: {err}")))
+            })
+            .transpose()
+    }
+}

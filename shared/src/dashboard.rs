@@ -1,0 +1,360 @@
+//! Live statistics of the dashboard: how each event changes them, once per task and kind,
+//! whatever order the events arrive in, and the statistics as the API shows them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::{TaskComplexity, TaskStatus, TaskType};
+use crate::events::{EventEnvelope, TaskEventData};
+use crate::ports::StoreError;
+
+/// Durations fall in buckets whose upper bounds grow by 2^(1/4) (19 %) from 10 ms; p95 is
+/// reported as the upper bound of its bucket.
+pub const DURATION_BUCKETS: u32 = 97;
+const FIRST_BUCKET_MS: f64 = 10.0;
+
+/// What the dashboard remembers of one task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskProjection {
+    pub task_id: Uuid,
+    /// Status after the newest event seen, `None` before any.
+    pub status: Option<TaskStatus>,
+    /// Sequence of the newest event seen.
+    pub sequence: u64,
+    /// Event kinds already counted (each task has at most one of each).
+    pub applied: Vec<String>,
+    pub classified: bool,
+    /// Incremented by every write; writes are conditional on it.
+    pub version: u64,
+}
+
+/// Additions to the counters that one event makes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatsDelta {
+    pub counters: BTreeMap<String, i64>,
+    pub cost_usd: f64,
+}
+
+impl StatsDelta {
+    fn add(&mut self, counter: impl Into<String>, value: i64) {
+        *self.counters.entry(counter.into()).or_default() += value;
+    }
+}
+
+fn status_of(data: &TaskEventData) -> TaskStatus {
+    match data {
+        TaskEventData::Created(_) => TaskStatus::Pending,
+        TaskEventData::Started(_) => TaskStatus::InProgress,
+        TaskEventData::Completed(_) => TaskStatus::Completed,
+        TaskEventData::Failed(_) => TaskStatus::Failed,
+    }
+}
+
+fn classification(data: &TaskEventData) -> Option<(TaskType, TaskComplexity)> {
+    match data {
+        TaskEventData::Created(_) => None,
+        TaskEventData::Started(d) => Some((d.task_type, d.complexity)),
+        TaskEventData::Completed(d) => Some((d.task_type, d.complexity)),
+        TaskEventData::Failed(d) => Some((d.task_type, d.complexity)),
+    }
+}
+
+/// Bucket of a duration: the smallest `i` with `duration <= 10 ms × 2^(i/4)`.
+pub fn duration_bucket(duration_ms: u64) -> u32 {
+    if duration_ms as f64 <= FIRST_BUCKET_MS {
+        return 0;
+    }
+    let exact = 4.0 * (duration_ms as f64 / FIRST_BUCKET_MS).log2();
+    (exact.ceil() as u32).min(DURATION_BUCKETS - 1)
+}
+
+pub fn bucket_upper_ms(bucket: u32) -> f64 {
+    (FIRST_BUCKET_MS * 2f64.powf(f64::from(bucket) / 4.0)).round()
+}
+
+/// The projection after `event` and what it adds to the counters, or `None` when this
+/// task's event of this kind was counted already (a redelivery).
+pub fn project(
+    current: Option<&TaskProjection>,
+    event: &EventEnvelope,
+) -> Option<(TaskProjection, StatsDelta)> {
+    let kind = event.kind().name();
+    let mut next = current.cloned().unwrap_or(TaskProjection {
+        task_id: event.task_id(),
+        ..TaskProjection::default()
+    });
+    if next.applied.iter().any(|k| k == kind) {
+        return None;
+    }
+    next.applied.push(kind.to_owned());
+    next.version += 1;
+    let mut delta = StatsDelta::default();
+
+    if event.sequence > next.sequence {
+        let status = status_of(&event.data);
+        if let Some(old) = next.status {
+            delta.add(format!("status_{}", old.as_str()), -1);
+        }
+        delta.add(format!("status_{}", status.as_str()), 1);
+        next.status = Some(status);
+        next.sequence = event.sequence;
+    }
+    if let (false, Some((task_type, complexity))) = (next.classified, classification(&event.data)) {
+        delta.add(format!("type_{task_type:?}"), 1);
+        delta.add(format!("complexity_{complexity:?}"), 1);
+        next.classified = true;
+    }
+    let finished = match &event.data {
+        TaskEventData::Created(_) => {
+            delta.add("tasks_total", 1);
+            None
+        }
+        TaskEventData::Started(_) => None,
+        TaskEventData::Completed(d) => {
+            Some(("completed", d.tokens_used, d.cost_usd, d.duration_ms))
+        }
+        TaskEventData::Failed(d) => Some(("failed", d.tokens_used, d.cost_usd, d.duration_ms)),
+    };
+    if let Some((outcome, tokens, cost, duration_ms)) = finished {
+        delta.add(outcome, 1);
+        delta.add("tokens_total", i64::try_from(tokens).unwrap_or(i64::MAX));
+        delta.cost_usd += cost;
+        delta.add("duration_count", 1);
+        delta.add(
+            "duration_sum_ms",
+            i64::try_from(duration_ms).unwrap_or(i64::MAX),
+        );
+        delta.add(
+            format!("duration_bucket_{}", duration_bucket(duration_ms)),
+            1,
+        );
+    }
+    Some((next, delta))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DurationStats {
+    pub count: u64,
+    pub average_ms: Option<f64>,
+    /// Upper bound of the bucket holding the 95th percentile.
+    pub p95_ms: Option<f64>,
+}
+
+/// The statistics as `GET /dashboard/stats` returns them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DashboardStats {
+    pub tasks_total: u64,
+    /// Classification emits no event, so classified tasks count as `Pending` here.
+    pub by_status: BTreeMap<&'static str, u64>,
+    pub by_type: BTreeMap<String, u64>,
+    pub by_complexity: BTreeMap<String, u64>,
+    pub tokens_used_total: u64,
+    pub cost_usd_total: f64,
+    pub completed: u64,
+    pub failed: u64,
+    /// Completed out of finished tasks, `null` before any finished.
+    pub success_rate: Option<f64>,
+    pub duration: DurationStats,
+}
+
+impl DashboardStats {
+    /// Builds the statistics from stored counters (`cost_usd_total` included).
+    pub fn from_counters(counters: &HashMap<String, f64>) -> Self {
+        let count = |name: &str| counters.get(name).copied().unwrap_or(0.0).max(0.0) as u64;
+        let prefixed = |prefix: &str| -> BTreeMap<String, u64> {
+            counters
+                .iter()
+                .filter_map(|(name, value)| {
+                    let key = name.strip_prefix(prefix)?;
+                    (*value > 0.0).then(|| (key.to_owned(), *value as u64))
+                })
+                .collect()
+        };
+        let by_status = [
+            TaskStatus::Pending,
+            TaskStatus::InProgress,
+            TaskStatus::Completed,
+            TaskStatus::Failed,
+        ]
+        .into_iter()
+        .map(|status| {
+            (
+                status.as_str(),
+                count(&format!("status_{}", status.as_str())),
+            )
+        })
+        .collect();
+        let (completed, failed) = (count("completed"), count("failed"));
+        let durations = count("duration_count");
+        let p95_ms = (durations > 0).then(|| {
+            let target = (durations as f64 * 0.95).ceil() as u64;
+            let mut seen = 0;
+            for bucket in 0..DURATION_BUCKETS {
+                seen += count(&format!("duration_bucket_{bucket}"));
+                if seen >= target {
+                    return bucket_upper_ms(bucket);
+                }
+            }
+            bucket_upper_ms(DURATION_BUCKETS - 1)
+        });
+        DashboardStats {
+            tasks_total: count("tasks_total"),
+            by_status,
+            by_type: prefixed("type_"),
+            by_complexity: prefixed("complexity_"),
+            tokens_used_total: count("tokens_total"),
+            cost_usd_total: (counters.get("cost_usd_total").copied().unwrap_or(0.0) * 1e6).round()
+                / 1e6,
+            completed,
+            failed,
+            success_rate: (completed + failed > 0)
+                .then(|| completed as f64 / (completed + failed) as f64),
+            duration: DurationStats {
+                count: durations,
+                average_ms: (durations > 0)
+                    .then(|| count("duration_sum_ms") as f64 / durations as f64),
+                p95_ms,
+            },
+        }
+    }
+}
+
+#[async_trait]
+pub trait DashboardStore: Send + Sync {
+    /// Counts the event once; `false` when it had been counted already.
+    async fn apply(&self, event: &EventEnvelope) -> Result<bool, StoreError>;
+
+    async fn stats(&self) -> Result<DashboardStats, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ExecutionStrategy, NewTask, Task, Usage};
+
+    fn lifecycle(duration_ms: i64, fail: bool) -> Vec<EventEnvelope> {
+        let start = crate::time::now();
+        let created = Task::create(
+            NewTask {
+                user_id: "u".into(),
+                title: "t".into(),
+                description: String::new(),
+            },
+            start,
+        )
+        .unwrap();
+        let classified = created
+            .task
+            .classify(TaskType::Feature, TaskComplexity::Medium, start)
+            .unwrap();
+        let started = classified
+            .task
+            .start(ExecutionStrategy::SingleShot, start)
+            .unwrap();
+        let end = start + chrono::Duration::milliseconds(duration_ms);
+        let usage = Usage {
+            tokens_used: 100,
+            cost_usd: 0.25,
+        };
+        let finished = if fail {
+            started.task.fail("boom".into(), usage, end).unwrap()
+        } else {
+            started.task.complete(usage, end).unwrap()
+        };
+        vec![
+            created.event.unwrap(),
+            started.event.unwrap(),
+            finished.event.unwrap(),
+        ]
+    }
+
+    fn apply_all(events: &[EventEnvelope]) -> DashboardStats {
+        let mut projections: HashMap<Uuid, TaskProjection> = HashMap::new();
+        let mut counters: HashMap<String, f64> = HashMap::new();
+        for event in events {
+            if let Some((next, delta)) = project(projections.get(&event.task_id()), event) {
+                for (name, value) in delta.counters {
+                    *counters.entry(name).or_default() += value as f64;
+                }
+                *counters.entry("cost_usd_total".into()).or_default() += delta.cost_usd;
+                projections.insert(event.task_id(), next);
+            }
+        }
+        DashboardStats::from_counters(&counters)
+    }
+
+    #[test]
+    fn when_tasks_finish_should_count_status_type_usage_and_success_rate() {
+        let mut events = lifecycle(2_000, false);
+        events.extend(lifecycle(4_000, true));
+        events.extend(lifecycle(1_000, false).into_iter().take(1));
+
+        let stats = apply_all(&events);
+
+        assert_eq!(stats.tasks_total, 3);
+        assert_eq!(stats.by_status["Completed"], 1);
+        assert_eq!(stats.by_status["Failed"], 1);
+        assert_eq!(stats.by_status["Pending"], 1);
+        assert_eq!(stats.by_status["InProgress"], 0);
+        assert_eq!(stats.by_type["Feature"], 2);
+        assert_eq!(stats.by_complexity["Medium"], 2);
+        assert_eq!(stats.tokens_used_total, 200);
+        assert_eq!(stats.cost_usd_total, 0.5);
+        assert_eq!(stats.success_rate, Some(0.5));
+        assert_eq!(stats.duration.count, 2);
+        assert_eq!(stats.duration.average_ms, Some(3_000.0));
+    }
+
+    #[test]
+    fn when_events_are_redelivered_or_reordered_should_count_each_once() {
+        let events = lifecycle(1_500, false);
+        let shuffled = vec![
+            events[2].clone(),
+            events[0].clone(),
+            events[2].clone(),
+            events[1].clone(),
+            events[0].clone(),
+        ];
+
+        let stats = apply_all(&shuffled);
+
+        assert_eq!(stats, apply_all(&events));
+        assert_eq!(stats.by_status["Completed"], 1);
+        assert_eq!(stats.by_status.values().sum::<u64>(), 1);
+        assert_eq!(stats.completed, 1);
+    }
+
+    #[test]
+    fn when_durations_spread_should_report_p95_within_a_bucket() {
+        let mut events = Vec::new();
+        for i in 1..=20 {
+            events.extend(lifecycle(i * 1_000, false));
+        }
+        let stats = apply_all(&events);
+        let p95 = stats.duration.p95_ms.unwrap();
+        // The true p95 of 1..=20 s is 19 s; buckets are 19 % wide.
+        assert!((19_000.0..=19_000.0 * 1.19).contains(&p95), "{p95}");
+    }
+
+    #[test]
+    fn when_nothing_finished_should_leave_rates_null() {
+        let stats = DashboardStats::from_counters(&HashMap::new());
+        assert_eq!(stats.success_rate, None);
+        assert_eq!(stats.duration.average_ms, None);
+        assert_eq!(stats.duration.p95_ms, None);
+    }
+
+    #[test]
+    fn when_bucketing_should_bound_each_duration_from_above() {
+        for ms in [1, 10, 11, 999, 1_000, 60_000, 3_600_000] {
+            let bucket = duration_bucket(ms);
+            assert!(bucket_upper_ms(bucket) >= ms as f64 - 0.5, "{ms}");
+            if bucket > 0 {
+                assert!(bucket_upper_ms(bucket - 1) < ms as f64, "{ms}");
+            }
+        }
+    }
+}
