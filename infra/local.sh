@@ -38,7 +38,9 @@ CFN_LINT_PINS=(cfn-lint==1.58.0 aws-sam-translator==1.115.0)
 CFN_LINT_VENV=$CACHE/cfn-lint-1.58.0/venv
 READY_TIMEOUT_SECS=${READY_TIMEOUT_SECS:-120}
 
-log() { printf '[local] %s\n' "$*" >&2; }
+# A log line that cannot be written (its reader went away) must not stop the
+# clean-up that follows it.
+log() { printf '[local] %s\n' "$*" >&2 || true; }
 die() { printf '[local] error: %s\n' "$*" >&2; exit 1; }
 
 # --- installs -----------------------------------------------------------------
@@ -280,7 +282,7 @@ for name, value in json.load(sys.stdin)["env"].items():
 
 # For up and test: whatever this run started is stopped when it ends, however it ends.
 stop_on_exit() {
-  trap 'stop_emulators' EXIT
+  trap 'trap "" PIPE; stop_emulators' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
 }
@@ -316,16 +318,20 @@ cmd_test() {
     cargo_args+=("$1")
     shift
   done
+  # The whole workspace unless packages are named.
+  if [[ " ${cargo_args[*]} " != *" -p"* && " ${cargo_args[*]} " != *" --package"* ]]; then
+    cargo_args=(--workspace "${cargo_args[@]}")
+  fi
   install_all
   cd "$ROOT"
   # Compile first: the machine may have few cores, and the emulators need not
   # idle while rustc runs.
-  cargo test --workspace --no-run "${cargo_args[@]}"
+  cargo test --no-run "${cargo_args[@]}"
   export_emulator_env
   stop_on_exit
   start_emulators
   local status=0
-  cargo test --workspace "${cargo_args[@]}" -- "${test_args[@]}" || status=$?
+  cargo test "${cargo_args[@]}" -- "${test_args[@]}" || status=$?
   exit "$status"
 }
 
