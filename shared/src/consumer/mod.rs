@@ -3,6 +3,8 @@
 
 mod batch;
 mod idempotency;
+mod wiring;
 
 pub use batch::{Consumer, EventHandler, HandlerError, RetryBackoff, RetryScheduler};
 pub use idempotency::{Claim, IdempotencyStore};
+pub use wiring::from_env;
