@@ -11,7 +11,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::http::Method;
 use lambda_http::{Body, RequestExt};
-use orchestration::adapters::{clients, DynamoTaskStore, SnsPublisher};
+use orchestration::adapters::{clients, DynamoDashboardStore, DynamoTaskStore, SnsPublisher};
 use orchestration::events::EventEnvelope;
 use orchestration::retry::Backoff;
 use orchestration::service::TaskService;
@@ -123,7 +123,16 @@ impl TestEnv {
         let store = self.store();
         Deps {
             tasks: TaskService::new(store.clone(), store, publisher),
+            dashboard: Arc::new(DynamoDashboardStore::new(
+                clients::dynamodb(&self.aws),
+                self.name("DashboardTable"),
+            )),
         }
+    }
+
+    /// Physical name of one of this test's resources, by logical id.
+    pub fn name(&self, logical_id: &str) -> String {
+        self.resources[logical_id]["name"].clone()
     }
 
     pub fn sweeper(&self) -> Sweeper {

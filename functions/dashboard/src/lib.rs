@@ -4,10 +4,21 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_config::SdkConfig;
+use orchestration::adapters::{clients, DynamoDashboardStore};
+use orchestration::config::{self, ConfigError};
+use orchestration::consumer::{self as toolkit, Consumer};
 use orchestration::consumer::{EventHandler, HandlerError};
 use orchestration::dashboard::DashboardStore;
 use orchestration::events::EventEnvelope;
 use tracing::info;
+
+/// Wires the consumer over AWS from `DASHBOARD_TABLE` and the toolkit's variables.
+pub fn consumer(aws: &SdkConfig) -> Result<Consumer, ConfigError> {
+    let table = config::required("DASHBOARD_TABLE")?;
+    let store = DynamoDashboardStore::new(clients::dynamodb(aws), table);
+    toolkit::from_env(aws, Arc::new(Dashboard::new(Arc::new(store))))
+}
 
 pub struct Dashboard {
     store: Arc<dyn DashboardStore>,

@@ -4,8 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_config::SdkConfig;
+use orchestration::adapters::{clients, DynamoTaskStore, SnsPublisher};
 use orchestration::ports::{EventPublisher, Outbox, StoreError};
 use orchestration::relay::{sweep, SweepReport};
+use orchestration::retry::Backoff;
 use orchestration::{config, time};
 
 /// Default age an outbox must reach before the sweeper takes it over.
@@ -50,6 +53,22 @@ impl Sweeper {
             publisher,
             config,
         }
+    }
+
+    /// Wires the sweeper over AWS from `TASKS_TABLE`, `EVENTS_TOPIC_ARN` and `SweeperConfig`'s variables.
+    pub fn from_env(aws: &SdkConfig) -> Result<Self, config::ConfigError> {
+        let table = config::required("TASKS_TABLE")?;
+        let topic_arn = config::required("EVENTS_TOPIC_ARN")?;
+        let backoff = Backoff::default();
+        Ok(Sweeper::new(
+            Arc::new(DynamoTaskStore::new(clients::dynamodb(aws), table)),
+            Arc::new(SnsPublisher::new(
+                clients::sns(aws, &backoff),
+                topic_arn,
+                backoff,
+            )),
+            SweeperConfig::from_env()?,
+        ))
     }
 
     /// One pass over every outbox older than the configured age.

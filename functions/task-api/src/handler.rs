@@ -1,10 +1,17 @@
 //! Adapts HTTP requests to the task use cases and their results to responses.
 
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
 use lambda_http::http::header::LOCATION;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
+use orchestration::adapters::{clients, DynamoDashboardStore, DynamoTaskStore, SnsPublisher};
+use orchestration::config::{self, ConfigError};
+use orchestration::dashboard::DashboardStore;
 use orchestration::events::traceparent;
-use orchestration::service::{Caller, TaskService};
+use orchestration::retry::Backoff;
+use orchestration::service::{Caller, TaskError, TaskService};
 use serde_json::json;
 
 use crate::errors::ApiError;
@@ -16,6 +23,30 @@ use crate::routes::{route, Route};
 #[derive(Clone)]
 pub struct Deps {
     pub tasks: TaskService,
+    pub dashboard: Arc<dyn DashboardStore>,
+}
+
+impl Deps {
+    /// Wires the handler over AWS from `TASKS_TABLE`, `EVENTS_TOPIC_ARN` and `DASHBOARD_TABLE`.
+    pub fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
+        let table = config::required("TASKS_TABLE")?;
+        let topic_arn = config::required("EVENTS_TOPIC_ARN")?;
+        let dashboard_table = config::required("DASHBOARD_TABLE")?;
+        let backoff = Backoff::default();
+        let store = Arc::new(DynamoTaskStore::new(clients::dynamodb(aws), table));
+        let publisher = Arc::new(SnsPublisher::new(
+            clients::sns(aws, &backoff),
+            topic_arn,
+            backoff,
+        ));
+        Ok(Deps {
+            tasks: TaskService::new(store.clone(), store, publisher),
+            dashboard: Arc::new(DynamoDashboardStore::new(
+                clients::dynamodb(aws),
+                dashboard_table,
+            )),
+        })
+    }
 }
 
 /// Serves one request for the caller `user_id` (the verified identity, if any).
@@ -67,6 +98,10 @@ async fn serve(
             let task = tasks.execute(&caller, id, command).await?;
             Ok(responses::json(StatusCode::OK, &TaskView::from(&task)))
         }
+        Route::DashboardStats => {
+            let stats = deps.dashboard.stats().await.map_err(TaskError::from)?;
+            Ok(responses::json(StatusCode::OK, &stats))
+        }
     }
 }
 
@@ -84,10 +119,8 @@ fn caller(user_id: Option<&str>, request: &Request) -> Result<Caller, ApiError> 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use lambda_http::http::Method;
-    use orchestration::memory::{MemoryStore, RecordingPublisher};
+    use orchestration::memory::{MemoryDashboard, MemoryStore, RecordingPublisher};
     use serde_json::Value;
 
     use super::*;
@@ -103,6 +136,7 @@ mod tests {
         let publisher = Arc::new(RecordingPublisher::new());
         let deps = Deps {
             tasks: TaskService::new(store.clone(), store.clone(), publisher.clone()),
+            dashboard: Arc::new(MemoryDashboard::default()),
         };
         Fixture {
             deps,
@@ -458,5 +492,50 @@ mod tests {
             .collect();
         assert_eq!(listed, [ids[2].clone(), ids[1].clone()]);
         assert!(page["next_cursor"].is_string());
+    }
+}
+
+#[cfg(test)]
+mod stats_tests {
+    use lambda_http::http::Method;
+    use orchestration::domain::{NewTask, Task};
+    use orchestration::memory::{MemoryDashboard, MemoryStore, RecordingPublisher};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn when_stats_are_asked_should_serve_the_dashboard_counters() {
+        let store = Arc::new(MemoryStore::new());
+        let dashboard = Arc::new(MemoryDashboard::default());
+        let input = NewTask {
+            user_id: "u".into(),
+            title: "t".into(),
+            description: String::new(),
+        };
+        let event = Task::create(input, orchestration::time::now())
+            .unwrap()
+            .event
+            .unwrap();
+        dashboard.apply(&event).await.unwrap();
+        let deps = Deps {
+            tasks: TaskService::new(store.clone(), store, Arc::new(RecordingPublisher::new())),
+            dashboard,
+        };
+        let request = lambda_http::http::Request::builder()
+            .method(Method::GET)
+            .uri("/dashboard/stats")
+            .body(Body::Empty)
+            .unwrap();
+
+        let response = handle(&deps, Some("alice"), request).await;
+
+        assert_eq!(response.status(), 200);
+        let Body::Text(text) = response.body() else {
+            panic!("no body")
+        };
+        let stats: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(stats["tasks_total"], 1);
+        assert_eq!(stats["by_status"]["Pending"], 1);
+        assert!(stats["success_rate"].is_null());
     }
 }

@@ -12,6 +12,7 @@ pub enum Route {
     ListTasks,
     GetTask(Uuid),
     Transition(Uuid, Action),
+    DashboardStats,
 }
 
 pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
@@ -39,6 +40,10 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
                 _ => (None, &[Method::POST]),
             }
         }
+        ["dashboard", "stats"] => match *method {
+            Method::GET => (Some(Route::DashboardStats), &[]),
+            _ => (None, &[Method::GET]),
+        },
         _ => return Err(ApiError::route_not_found(path)),
     };
     route.ok_or_else(|| ApiError::method_not_allowed(method, allowed))
