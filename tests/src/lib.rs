@@ -8,10 +8,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use cicd_monitor::{BuildNotifier, CicdMonitor, WebhookNotifier};
+use dashboard::Dashboard;
+use dev_server::event_source::EventSourceMapping;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::http::Method;
 use lambda_http::{Body, RequestExt};
-use orchestration::adapters::{clients, DynamoDashboardStore, DynamoTaskStore, SnsPublisher};
+use ml_classifier::Classifier;
+use orchestration::adapters::{
+    clients, DynamoDashboardStore, DynamoIdempotencyStore, DynamoRecordStore, DynamoTaskStore,
+    SnsPublisher, SqsRetryScheduler,
+};
+use orchestration::consumer::{Consumer, EventHandler, RetryBackoff};
 use orchestration::events::EventEnvelope;
 use orchestration::retry::Backoff;
 use orchestration::service::TaskService;
@@ -46,21 +54,27 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn provision(action: &str, prefix: &str) -> String {
+/// Runs one of the repository's Python tools with the emulators' virtualenv.
+fn run_python(script: &str, args: &[&str], prefix: &str) -> String {
     let python = std::env::var("PROVISION_PYTHON").unwrap_or_else(|_| {
         panic!("integration tests need the emulators: run them with `infra/local.sh test`")
     });
     let output = Command::new(python)
-        .arg(repo_root().join("infra/provision.py"))
-        .args([action, "--prefix", prefix])
+        .arg(repo_root().join(script))
+        .args(args)
+        .args(["--prefix", prefix])
         .output()
-        .expect("provision.py runs");
+        .unwrap_or_else(|err| panic!("{script} does not run: {err}"));
     assert!(
         output.status.success(),
-        "provision.py {action} --prefix {prefix} failed:\n{}",
+        "{script} {args:?} --prefix {prefix} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout).expect("provision.py prints UTF-8")
+    String::from_utf8(output.stdout).expect("the tool prints UTF-8")
+}
+
+fn provision(action: &str, prefix: &str) -> String {
+    run_python("infra/provision.py", &[action], prefix)
 }
 
 impl TestEnv {
@@ -214,6 +228,138 @@ impl TestEnv {
             .await
             .expect("scan");
         output.items().len()
+    }
+}
+
+/// The three consumers polling this test's queues; stopped when dropped.
+pub struct RunningConsumers {
+    pollers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for RunningConsumers {
+    fn drop(&mut self) {
+        for poller in &self.pollers {
+            poller.abort();
+        }
+    }
+}
+
+impl TestEnv {
+    /// Starts the three consumers over this test's resources, as the local event source
+    /// mapping runs them; failed messages come back after `retry_base` × 2^(receives − 1).
+    pub async fn start_consumers(
+        &self,
+        webhook: Option<&str>,
+        retry_base: Duration,
+    ) -> RunningConsumers {
+        let dynamodb = || clients::dynamodb(&self.aws);
+        let notifier = webhook.map(|url| {
+            Arc::new(
+                WebhookNotifier::new(url, Duration::from_secs(2), fast()).expect("webhook URL"),
+            ) as Arc<dyn BuildNotifier>
+        });
+        let handlers: Vec<(&str, Arc<dyn EventHandler>)> = vec![
+            (
+                "MlClassifier",
+                Arc::new(Classifier::new(
+                    self.store(),
+                    Arc::new(DynamoRecordStore::new(
+                        dynamodb(),
+                        self.name("TrainingExamplesTable"),
+                    )),
+                )),
+            ),
+            (
+                "Dashboard",
+                Arc::new(Dashboard::new(Arc::new(DynamoDashboardStore::new(
+                    dynamodb(),
+                    self.name("DashboardTable"),
+                )))),
+            ),
+            (
+                "CicdMonitor",
+                Arc::new(CicdMonitor::new(
+                    Arc::new(DynamoRecordStore::new(
+                        dynamodb(),
+                        self.name("BuildRequestsTable"),
+                    )),
+                    notifier,
+                )),
+            ),
+        ];
+        let mut pollers = Vec::new();
+        for (queue, handler) in handlers {
+            let consumer = Consumer::new(
+                handler,
+                Arc::new(DynamoIdempotencyStore::new(
+                    dynamodb(),
+                    self.name("ProcessedEventsTable"),
+                )),
+                Arc::new(SqsRetryScheduler::new(clients::sqs(&self.aws))),
+                RetryBackoff {
+                    base: retry_base,
+                    max: Duration::from_secs(60),
+                },
+            );
+            let mapping = EventSourceMapping::new(
+                clients::sqs(&self.aws),
+                &self.queue_url(queue),
+                10,
+                consumer,
+            )
+            .await
+            .expect("event source mapping");
+            pollers.push(tokio::spawn(mapping.run()));
+        }
+        RunningConsumers { pollers }
+    }
+
+    /// Messages waiting or in flight in a queue.
+    pub async fn queue_depth(&self, queue_url: &str) -> usize {
+        let output = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(
+                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            )
+            .send()
+            .await
+            .expect("queue attributes");
+        output
+            .attributes()
+            .map(|attributes| {
+                attributes
+                    .values()
+                    .filter_map(|v| v.parse::<usize>().ok())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Runs `infra/dlq.py` with `args` against this test's resources and returns its output.
+    pub fn dlq_tool(&self, args: &[&str]) -> String {
+        run_python("infra/dlq.py", args, &self.prefix)
+    }
+}
+
+/// Polls `check` every 200 ms until it gives `Some`, for at most `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod concurrency;
+mod consumers;
 mod lifecycle;
 mod outbox;
 mod transitions;
