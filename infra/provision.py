@@ -33,7 +33,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from cfn_template import Resolver, TemplateError, load_template
 
 ACCOUNT_ID = "000000000000"
@@ -575,11 +575,11 @@ def main(argv: list[str]) -> int:
         template = load_template(args.template)
         provisioner = Provisioner(template, args.prefix, region, overrides)
         result = provisioner.up() if args.action == "up" else provisioner.down()
-    except TemplateError as e:
+    except (TemplateError, ClientError) as e:
         print(f"provision.py: {e}", file=sys.stderr)
         return 1
-    except ClientError as e:
-        print(f"provision.py: {e}", file=sys.stderr)
+    except BotoCoreError as e:
+        print(f"provision.py: {e} (are the emulators running? infra/local.sh start)", file=sys.stderr)
         return 1
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
