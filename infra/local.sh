@@ -296,14 +296,9 @@ cmd_up() {
   json=$(provision local)
   eval "$(env_exports <<<"$json")"
   export PORT=${PORT:-3000}
-  log "serving the API on http://127.0.0.1:$PORT (Ctrl-C stops everything)"
+  log "starting the dev server on http://127.0.0.1:$PORT (Ctrl-C stops everything)"
   cd "$ROOT"
-  if [[ -n ${LOCAL_UP_COMMAND:-} ]]; then
-    # A stand-in for the dev server, e.g. to try the environment without it.
-    bash -c "$LOCAL_UP_COMMAND"
-  else
-    cargo run -p dev-server
-  fi
+  cargo run -p dev-server
 }
 
 cmd_test() {
