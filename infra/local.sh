@@ -268,11 +268,14 @@ provision() { # prefix -> JSON on stdout
   "$PROVISION_PYTHON" "$PROVISION_SCRIPT" up --prefix "$1"
 }
 
-# Turns provision's JSON on stdin into `export NAME=value` lines of its "env" object.
+# Turns provision's JSON on stdin into `export NAME=value` lines: the functions'
+# variables, and EVENT_SOURCES (the consumers' queues) for the dev server.
 env_exports() {
   "$PROVISION_PYTHON" -c '
 import json, re, shlex, sys
-for name, value in json.load(sys.stdin)["env"].items():
+provisioned = json.load(sys.stdin)
+variables = {**provisioned["env"], "EVENT_SOURCES": json.dumps(provisioned["event_sources"])}
+for name, value in variables.items():
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         sys.exit(f"not a variable name: {name!r}")
     print(f"export {name}={shlex.quote(str(value))}")'
