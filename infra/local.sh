@@ -9,6 +9,8 @@
 #   infra/local.sh start | stop    emulators in the background, for manual use
 #   infra/local.sh provision [P]   create the template's resources under prefix P (default: local)
 #   infra/local.sh env             print the variables to point a shell at the running emulators
+#   infra/local.sh dlq C [P]       list consumer C's dead letters (C: ml-classifier, dashboard, cicd-monitor)
+#   infra/local.sh redrive C [P]   move consumer C's dead letters back to its queue (P: prefix, default local)
 #
 # Settings: TASK_ORCH_CACHE (installs and run state, default ~/.cache/task-orchestration),
 # LOCALSTACK_PORT (4566), DYNAMODB_PORT (8000), PORT (dev server, 3000).
@@ -376,6 +378,13 @@ main() {
     provision)
       export_emulator_env
       provision "${1:-local}"
+      ;;
+    dlq | redrive)
+      (($#)) || die "name the consumer: infra/local.sh $command ml-classifier|dashboard|cicd-monitor"
+      export_emulator_env
+      local action=list
+      [[ $command == redrive ]] && action=redrive
+      "$PROVISION_PYTHON" "$ROOT/infra/dlq.py" "$action" --consumer "$1" --prefix "${2:-local}"
       ;;
     *) usage ;;
   esac

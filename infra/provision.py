@@ -111,6 +111,21 @@ class Clients:
         return self._clients[service]
 
 
+# The shortest of the services' name limits: SQS allows 80 characters.
+MAX_NAME_LENGTH = 80
+
+
+def physical_name(prefix: str, logical_id: str, fifo: bool = False) -> str:
+    """Every resource of a prefix is named `<prefix>-<LogicalId>`."""
+    name = f"{prefix}-{logical_id}" + (".fifo" if fifo else "")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ProvisionError(
+            f"{name} is {len(name)} characters, over the {MAX_NAME_LENGTH} that SQS "
+            "allows: use a shorter prefix"
+        )
+    return name
+
+
 def error_code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "")
 
@@ -218,17 +233,8 @@ class Provisioner:
 
     # - naming and references -
 
-    # The shortest of the services' name limits: SQS allows 80 characters.
-    MAX_NAME_LENGTH = 80
-
     def physical_name(self, logical_id: str, fifo: bool = False) -> str:
-        name = f"{self.prefix}-{logical_id}" + (".fifo" if fifo else "")
-        if len(name) > self.MAX_NAME_LENGTH:
-            raise ProvisionError(
-                f"{name} is {len(name)} characters, over the {self.MAX_NAME_LENGTH} that SQS "
-                "allows: use a shorter prefix"
-            )
-        return name
+        return physical_name(self.prefix, logical_id, fifo)
 
     def included(self, logical_id: str) -> bool:
         condition = self.resources_spec[logical_id].get("Condition")
