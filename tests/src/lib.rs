@@ -48,7 +48,11 @@ pub struct TestEnv {
 }
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // Cargo sets the variable when it runs tests; the compile-time value may name another
+    // checkout that shares the target directory.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    PathBuf::from(manifest_dir)
         .parent()
         .expect("tests/ sits in the repository")
         .to_path_buf()
