@@ -10,6 +10,12 @@ pub fn publish_failures(count: usize) {
     emit("PublishFailures", count);
 }
 
+/// Counts tasks the sweeper found with events older than its age: each is an event that
+/// was not published right after its transition.
+pub fn outbox_stale_tasks(count: usize) {
+    emit("OutboxStaleTasks", count);
+}
+
 fn emit(metric: &str, value: usize) {
     let line = json!({
         "_aws": {

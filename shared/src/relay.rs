@@ -77,6 +77,7 @@ pub async fn sweep(
     limit: usize,
 ) -> Result<SweepReport, StoreError> {
     let task_ids = outbox.stale(older_than, limit).await?;
+    crate::metrics::outbox_stale_tasks(task_ids.len());
     let mut report = SweepReport {
         tasks: task_ids.len(),
         ..SweepReport::default()

@@ -21,8 +21,8 @@ pub use webhook::{BuildNotifier, WebhookNotifier};
 pub fn consumer(aws: &SdkConfig) -> Result<Consumer, ConfigError> {
     let table = config::required("BUILD_REQUESTS_TABLE")?;
     let timeout = Duration::from_secs(config::parsed_or("CICD_WEBHOOK_TIMEOUT_SECS", 5)?);
-    let notifier = match config::required("CICD_WEBHOOK_URL") {
-        Ok(url) => {
+    let notifier = match config::optional("CICD_WEBHOOK_URL") {
+        Some(url) => {
             let webhook =
                 WebhookNotifier::new(&url, timeout, Backoff::default()).map_err(|_| {
                     ConfigError::Invalid {
@@ -32,7 +32,7 @@ pub fn consumer(aws: &SdkConfig) -> Result<Consumer, ConfigError> {
                 })?;
             Some(Arc::new(webhook) as Arc<dyn BuildNotifier>)
         }
-        Err(_) => None,
+        None => None,
     };
     let requests = DynamoRecordStore::new(clients::dynamodb(aws), table);
     consumer::from_env(
