@@ -77,6 +77,16 @@ fn run_python(script: &str, args: &[&str], prefix: &str) -> String {
     String::from_utf8(output.stdout).expect("the tool prints UTF-8")
 }
 
+/// What `provision.py functions` says of each function in template.yaml (offline).
+pub fn template_functions() -> String {
+    run_python("infra/provision.py", &["functions"], "template-check")
+}
+
+/// The repository's top folder.
+pub fn repository() -> PathBuf {
+    repo_root()
+}
+
 fn provision(action: &str, prefix: &str) -> String {
     run_python("infra/provision.py", &[action], prefix)
 }
