@@ -422,6 +422,11 @@ pub async fn create_task(deps: &Deps, user: &str, title: &str) -> String {
     task["id"].as_str().expect("id").to_owned()
 }
 
+/// Reads task `id` as `user`.
+pub async fn get_task(deps: &Deps, user: &str, id: &str) -> (u16, Value) {
+    call(deps, Some(user), Method::GET, &format!("/tasks/{id}"), "").await
+}
+
 /// Runs `action` with `body` on task `id` and returns the status and body.
 pub async fn act(deps: &Deps, user: &str, id: &str, action: &str, body: &str) -> (u16, Value) {
     call(

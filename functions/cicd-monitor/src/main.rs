@@ -1,17 +1,9 @@
-use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
 use orchestration::adapters::clients;
-use orchestration::telemetry;
+use orchestration::{consumer, telemetry};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let aws = clients::load_config().await;
-    let consumer = cicd_monitor::consumer(&aws)?;
-
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
-        let consumer = &consumer;
-        async move { Ok::<_, Error>(consumer.process(event.payload).await) }
-    }))
-    .await
+    consumer::run_lambda(cicd_monitor::consumer(&aws)?).await
 }

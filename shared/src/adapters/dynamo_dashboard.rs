@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 
+use super::dynamo_errors::{backend, read_item, write_item};
 use crate::dashboard::{project, DashboardStats, DashboardStore, TaskProjection};
 use crate::events::EventEnvelope;
 use crate::ports::StoreError;
@@ -42,16 +43,9 @@ impl DynamoDashboardStore {
             .map_err(backend)?;
         output
             .item
-            .map(|item| {
-                serde_dynamo::from_item(item)
-                    .map_err(|err| StoreError::Backend(format!("unreadable projection: {err}")))
-            })
+            .map(|item| read_item(item, "projection"))
             .transpose()
     }
-}
-
-fn backend(err: impl std::error::Error + 'static) -> StoreError {
-    StoreError::Backend(DisplayErrorContext(err).to_string())
 }
 
 fn build_error(err: impl std::fmt::Display) -> StoreError {
@@ -67,10 +61,7 @@ impl DashboardStore for DynamoDashboardStore {
             let Some((next, delta)) = project(current.as_ref(), event) else {
                 return Ok(false);
             };
-            let mut item: HashMap<String, AttributeValue> =
-                serde_dynamo::to_item(&next).map_err(|err| {
-                    StoreError::Backend(format!("cannot serialise projection: {err}"))
-                })?;
+            let mut item = write_item(&next, "projection")?;
             item.insert("pk".into(), key.clone());
             let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
             put = match &current {

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use uuid::Uuid;
 
+use super::dynamo_errors::{backend, is_condition_failure};
 use crate::consumer::{Claim, IdempotencyStore};
 use crate::ports::StoreError;
 
@@ -45,10 +45,6 @@ fn epoch_secs(offset: Duration) -> AttributeValue {
     AttributeValue::N((now + i64::try_from(offset.as_secs()).unwrap_or(i64::MAX / 2)).to_string())
 }
 
-fn backend(err: impl std::error::Error + 'static) -> StoreError {
-    StoreError::Backend(DisplayErrorContext(err).to_string())
-}
-
 #[async_trait]
 impl IdempotencyStore for DynamoIdempotencyStore {
     async fn begin(&self, consumer: &str, event_id: Uuid) -> Result<Claim, StoreError> {
@@ -74,10 +70,10 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         match claimed {
             Ok(_) => Ok(Claim::Acquired),
             Err(err) => {
-                let service = err.as_service_error();
-                if service.and_then(|e| e.code()) != Some("ConditionalCheckFailedException") {
+                if !is_condition_failure(&err) {
                     return Err(backend(err));
                 }
+                let service = err.as_service_error();
                 let status = service
                     .and_then(|e| match e {
                         aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item(),
@@ -120,12 +116,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .await;
         match released {
             Ok(_) => Ok(()),
-            Err(err)
-                if err.as_service_error().and_then(|e| e.code())
-                    == Some("ConditionalCheckFailedException") =>
-            {
-                Ok(())
-            }
+            Err(err) if is_condition_failure(&err) => Ok(()),
             Err(err) => Err(backend(err)),
         }
     }

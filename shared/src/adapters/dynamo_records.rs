@@ -3,13 +3,13 @@
 use std::marker::PhantomData;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::dynamo_errors::{backend, is_condition_failure, read_item, write_item};
 use crate::ports::StoreError;
 use crate::records::RecordStore;
 
@@ -29,19 +29,13 @@ impl<T> DynamoRecordStore<T> {
     }
 }
 
-fn backend(err: impl std::error::Error + 'static) -> StoreError {
-    StoreError::Backend(DisplayErrorContext(err).to_string())
-}
-
 #[async_trait]
 impl<T> RecordStore<T> for DynamoRecordStore<T>
 where
     T: Serialize + DeserializeOwned + Send + Sync,
 {
     async fn record(&self, task_id: Uuid, record: &T) -> Result<bool, StoreError> {
-        let mut item: std::collections::HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(record)
-                .map_err(|err| StoreError::Backend(format!("cannot serialise record: {err}")))?;
+        let mut item = write_item(record, "record")?;
         item.insert("task_id".into(), AttributeValue::S(task_id.to_string()));
         let written = self
             .client
@@ -53,12 +47,7 @@ where
             .await;
         match written {
             Ok(_) => Ok(true),
-            Err(err)
-                if err.as_service_error().and_then(|e| e.code())
-                    == Some("ConditionalCheckFailedException") =>
-            {
-                Ok(false)
-            }
+            Err(err) if is_condition_failure(&err) => Ok(false),
             Err(err) => Err(backend(err)),
         }
     }
@@ -75,10 +64,7 @@ where
             .map_err(backend)?;
         output
             .item
-            .map(|item| {
-                serde_dynamo::from_item(item)
-                    .map_err(|err| StoreError::Backend(format!("unreadable record: {err}")))
-            })
+            .map(|item| read_item(item, "record"))
             .transpose()
     }
 }

@@ -4,7 +4,6 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -12,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 use uuid::Uuid;
 
+use super::dynamo_errors::{backend, is_condition_failure, read_item, write_item, Item};
 use crate::domain::{Task, Transition};
 use crate::events::EventEnvelope;
 use crate::ports::{Outbox, PendingEvents, StoreError, TaskPage, TaskStore};
@@ -22,8 +22,6 @@ pub const BY_USER_INDEX: &str = "by_user";
 /// Sparse index of tasks with unpublished events, by the age of the oldest.
 pub const OUTBOX_INDEX: &str = "outbox_pending";
 const PENDING_MARKER: &str = "PENDING";
-
-type Item = HashMap<String, AttributeValue>;
 
 #[derive(Clone)]
 pub struct DynamoTaskStore {
@@ -38,28 +36,6 @@ impl DynamoTaskStore {
             table: table.into(),
         }
     }
-}
-
-fn backend<E, R>(err: SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    StoreError::Backend(DisplayErrorContext(err).to_string())
-}
-
-fn is_condition_failure<E, R>(err: &SdkError<E, R>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    err.as_service_error()
-        .and_then(|service| service.code())
-        .is_some_and(|code| code == "ConditionalCheckFailedException")
-}
-
-fn task_attributes(task: &Task) -> Result<Item, StoreError> {
-    serde_dynamo::to_item(task)
-        .map_err(|err| StoreError::Backend(format!("cannot serialise task: {err}")))
 }
 
 fn text(value: impl Into<String>) -> AttributeValue {
@@ -143,7 +119,7 @@ impl TaskStore for DynamoTaskStore {
         task: &Task,
         event: &EventEnvelope,
     ) -> Result<PendingEvents, StoreError> {
-        let mut item = task_attributes(task)?;
+        let mut item = write_item(task, "task")?;
         item.insert(
             "outbox".into(),
             AttributeValue::M(HashMap::from([(
@@ -184,13 +160,7 @@ impl TaskStore for DynamoTaskStore {
             .send()
             .await
             .map_err(backend)?;
-        output
-            .item
-            .map(|item| {
-                serde_dynamo::from_item(item)
-                    .map_err(|err| StoreError::Backend(format!("unreadable task {id}: {err}")))
-            })
-            .transpose()
+        output.item.map(|item| read_item(item, "task")).transpose()
     }
 
     async fn list_by_user(
@@ -217,10 +187,7 @@ impl TaskStore for DynamoTaskStore {
             .items
             .unwrap_or_default()
             .into_iter()
-            .map(|item| {
-                serde_dynamo::from_item(item)
-                    .map_err(|err| StoreError::Backend(format!("unreadable task: {err}")))
-            })
+            .map(|item| read_item(item, "task"))
             .collect::<Result<Vec<Task>, _>>()?;
         let next_cursor = output.last_evaluated_key.as_ref().and_then(encode_cursor);
         Ok(TaskPage { items, next_cursor })
@@ -231,7 +198,7 @@ impl TaskStore for DynamoTaskStore {
         previous: &Task,
         transition: &Transition,
     ) -> Result<PendingEvents, StoreError> {
-        let mut attributes = task_attributes(&transition.task)?;
+        let mut attributes = write_item(&transition.task, "task")?;
         attributes.remove("id");
         let mut names = HashMap::new();
         let mut values = HashMap::new();

@@ -3,6 +3,7 @@
 
 pub mod clients;
 mod dynamo_dashboard;
+mod dynamo_errors;
 mod dynamo_idempotency;
 mod dynamo_records;
 mod dynamo_store;

@@ -7,4 +7,4 @@ mod wiring;
 
 pub use batch::{Consumer, EventHandler, HandlerError, RetryBackoff, RetryScheduler};
 pub use idempotency::{Claim, IdempotencyStore};
-pub use wiring::from_env;
+pub use wiring::{from_env, run_lambda};

@@ -23,3 +23,14 @@ pub fn from_env(aws: &SdkConfig, handler: Arc<dyn EventHandler>) -> Result<Consu
         },
     ))
 }
+
+/// Serves `consumer` as an SQS-triggered Lambda until the runtime stops.
+pub async fn run_lambda(consumer: Consumer) -> Result<(), lambda_runtime::Error> {
+    let consumer = &consumer;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
+            Ok::<_, lambda_runtime::Error>(consumer.process(event.payload).await)
+        },
+    ))
+    .await
+}

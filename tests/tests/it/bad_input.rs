@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use integration_tests::{call, create_task, TestEnv};
+use integration_tests::{call, create_task, get_task, TestEnv};
 use lambda_http::http::Method;
 
 /// Caller, method, path, body, expected status and the field the error should name.
@@ -202,14 +202,7 @@ async fn when_input_is_bad_should_answer_4xx_naming_the_problem_and_write_nothin
 
     // And nothing was written or published beyond the first task
     assert_eq!(env.item_count().await, 1);
-    let (_, task) = call(
-        &deps,
-        Some("alice"),
-        Method::GET,
-        &format!("/tasks/{id}"),
-        "",
-    )
-    .await;
+    let (_, task) = get_task(&deps, "alice", &id).await;
     assert_eq!(
         (task["version"].as_u64(), task["status"].as_str()),
         (Some(1), Some("Pending"))

@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
-use integration_tests::{act, call, create_task, eventually, TestEnv};
+use integration_tests::{act, call, create_task, eventually, get_task, TestEnv};
 use lambda_http::http::Method;
 use orchestration::adapters::{clients, DynamoRecordStore};
 use orchestration::events::EventEnvelope;
@@ -79,14 +79,7 @@ async fn when_a_task_runs_should_be_classified_counted_and_built_by_the_consumer
 
     // Then the classifier classifies it by its rules
     let task = eventually(PATIENCE, "the classification", || async {
-        let (_, task) = call(
-            &deps,
-            Some("alice"),
-            Method::GET,
-            &format!("/tasks/{id}"),
-            "",
-        )
-        .await;
+        let (_, task) = get_task(&deps, "alice", &id).await;
         (task["status"] == "Classified").then_some(task)
     })
     .await;
@@ -177,14 +170,7 @@ async fn when_the_same_event_is_delivered_three_times_should_apply_it_once() {
     let stats = stats(&deps).await;
     assert_eq!(stats["tasks_total"], 1, "{stats}");
     assert_eq!(stats["by_status"]["Pending"], 1, "{stats}");
-    let (_, task) = call(
-        &deps,
-        Some("alice"),
-        Method::GET,
-        &format!("/tasks/{id}"),
-        "",
-    )
-    .await;
+    let (_, task) = get_task(&deps, "alice", &id).await;
     assert_eq!(
         (task["status"].as_str(), task["version"].as_u64()),
         (Some("Classified"), Some(2))
@@ -213,14 +199,7 @@ async fn when_messages_keep_failing_should_dead_letter_them_process_the_rest_and
     // And a task completes, whose build request cannot be posted
     let id = create_task(&deps, "alice", "Fix the broken export").await;
     eventually(PATIENCE, "the classification", || async {
-        let (_, task) = call(
-            &deps,
-            Some("alice"),
-            Method::GET,
-            &format!("/tasks/{id}"),
-            "",
-        )
-        .await;
+        let (_, task) = get_task(&deps, "alice", &id).await;
         (task["status"] == "Classified").then_some(())
     })
     .await;

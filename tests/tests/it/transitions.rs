@@ -1,7 +1,6 @@
 use std::time::Duration;
 
-use integration_tests::{act, call, create_task, TestEnv};
-use lambda_http::http::Method;
+use integration_tests::{act, create_task, get_task, TestEnv};
 use orchestration::domain::{ExecutionStrategy, Task};
 use orchestration::ports::{StoreError, TaskStore};
 
@@ -30,14 +29,7 @@ async fn when_transitions_are_invalid_should_answer_409_write_nothing_and_publis
     }
 
     // And the task is unchanged and only its creation was published
-    let (_, task) = call(
-        &deps,
-        Some("alice"),
-        Method::GET,
-        &format!("/tasks/{id}"),
-        "",
-    )
-    .await;
+    let (_, task) = get_task(&deps, "alice", &id).await;
     assert_eq!(
         (task["version"].as_u64(), task["status"].as_str()),
         (Some(1), Some("Pending"))
@@ -77,14 +69,7 @@ async fn when_a_transition_was_computed_from_a_stale_version_should_conflict_and
 
     // Then the second write is a conflict and the first one stands
     assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
-    let (_, task) = call(
-        &deps,
-        Some("alice"),
-        Method::GET,
-        &format!("/tasks/{id}"),
-        "",
-    )
-    .await;
+    let (_, task) = get_task(&deps, "alice", &id).await;
     assert_eq!(task["strategy"], "SingleShot");
     assert_eq!(task["version"], 3);
     let started = env
@@ -106,14 +91,7 @@ async fn when_another_user_asks_for_a_task_should_answer_404_and_change_nothing(
     let deps = env.deps();
     let id = create_task(&deps, "alice", "Deploy").await;
 
-    let (status, error) = call(
-        &deps,
-        Some("mallory"),
-        Method::GET,
-        &format!("/tasks/{id}"),
-        "",
-    )
-    .await;
+    let (status, error) = get_task(&deps, "mallory", &id).await;
     assert_eq!((status, error["error"].as_str()), (404, Some("not_found")));
     let (status, _) = act(
         &deps,
@@ -125,14 +103,7 @@ async fn when_another_user_asks_for_a_task_should_answer_404_and_change_nothing(
     .await;
     assert_eq!(status, 404);
 
-    let (_, task) = call(
-        &deps,
-        Some("alice"),
-        Method::GET,
-        &format!("/tasks/{id}"),
-        "",
-    )
-    .await;
+    let (_, task) = get_task(&deps, "alice", &id).await;
     assert_eq!(task["status"], "Pending");
     env.teardown().await;
 }

@@ -1,0 +1,35 @@
+//! What every DynamoDB adapter does with SDK errors and items, in one place.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::de::DeserializeOwned;
+
+use crate::ports::StoreError;
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+/// Any failure of a call, with the SDK's full context.
+pub(super) fn backend(err: impl std::error::Error + 'static) -> StoreError {
+    StoreError::Backend(DisplayErrorContext(err).to_string())
+}
+
+/// Whether a call failed only because its condition expression did not hold.
+pub(super) fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error()
+        .and_then(|service| service.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+/// An item read back into `T`; `what` names it in the error.
+pub(super) fn read_item<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item)
+        .map_err(|err| StoreError::Backend(format!("unreadable {what}: {err}")))
+}
+
+/// `value` as an item.
+pub(super) fn write_item<T: serde::Serialize>(value: &T, what: &str) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value)
+        .map_err(|err| StoreError::Backend(format!("cannot serialise {what}: {err}")))
+}
