@@ -5,7 +5,8 @@
 #   infra/local.sh up              emulators + provisioning + the dev server (Ctrl-C stops all)
 #   infra/local.sh test [ARGS]     compile, start the emulators, cargo test --workspace ARGS, stop
 #   infra/local.sh install         only the pinned installs (idempotent)
-#   infra/local.sh lint            lint template.yaml (cfn-lint with the SAM transform)
+#   infra/local.sh lint            validate and lint template.yaml offline (sam validate --lint)
+#   infra/local.sh sam-build [A]   sam build with cargo-lambda (A: more sam build arguments)
 #   infra/local.sh start | stop    emulators in the background, for manual use
 #   infra/local.sh provision [P]   create the template's resources under prefix P (default: local)
 #   infra/local.sh env             print the variables to point a shell at the running emulators
@@ -35,9 +36,15 @@ DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
 # (say, tests while `up` serves) keeps its own pids and logs.
 RUN_DIR=$CACHE/run/$LOCALSTACK_PORT-$DYNAMODB_PORT
 
-# Lints template.yaml offline, SAM transform included (what `sam validate --lint` runs).
-CFN_LINT_PINS=(cfn-lint==1.58.0 aws-sam-translator==1.115.0)
-CFN_LINT_VENV=$CACHE/cfn-lint-1.58.0/venv
+# The SAM CLI validates and lints template.yaml offline and builds the functions;
+# it brings its own cfn-lint and SAM translator.
+SAM_CLI_VERSION=1.170.0
+SAM_CLI_PINS=(aws-sam-cli==$SAM_CLI_VERSION)
+SAM_CLI_VENV=$CACHE/sam-cli-$SAM_CLI_VERSION/venv
+# cargo-lambda cross-compiles the functions for `sam build`; only that command installs it.
+CARGO_LAMBDA_VERSION=1.9.2
+CARGO_LAMBDA_PINS=(cargo-lambda==$CARGO_LAMBDA_VERSION ziglang==0.17.1) # zig: its cross linker
+CARGO_LAMBDA_VENV=$CACHE/cargo-lambda-$CARGO_LAMBDA_VERSION/venv
 READY_TIMEOUT_SECS=${READY_TIMEOUT_SECS:-120}
 
 # A log line that cannot be written (its reader went away) must not stop the
@@ -107,15 +114,23 @@ dynamodb_jar() {
   echo "$jar"
 }
 
-install_cfn_lint() {
-  local marker=$CFN_LINT_VENV/.installed
-  [[ -f $marker && $(cat "$marker") == "${CFN_LINT_PINS[*]}" ]] && return
-  log "installing ${CFN_LINT_PINS[*]} into $CFN_LINT_VENV"
-  rm -rf "$CFN_LINT_VENV"
-  python3 -m venv "$CFN_LINT_VENV"
-  "$CFN_LINT_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input "${CFN_LINT_PINS[@]}"
-  echo "${CFN_LINT_PINS[*]}" >"$marker"
+# install_venv DIR PIN...: a virtualenv at DIR holding exactly these pins. The
+# marker is written last, so an interrupted install starts over.
+install_venv() {
+  local venv=$1
+  shift
+  local marker=$venv/.installed
+  [[ -f $marker && $(cat "$marker") == "$*" ]] && return
+  log "installing $* into $venv"
+  command -v python3 >/dev/null || die "python3 is needed to install $*"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input "$@"
+  echo "$*" >"$marker"
 }
+
+install_sam_cli() { install_venv "$SAM_CLI_VENV" "${SAM_CLI_PINS[@]}"; }
+install_cargo_lambda() { install_venv "$CARGO_LAMBDA_VENV" "${CARGO_LAMBDA_PINS[@]}"; }
 
 install_all() {
   install_localstack
@@ -335,10 +350,33 @@ cmd_test() {
   exit "$status"
 }
 
+# The SAM CLI without an AWS account: a region and dummy credentials so nothing
+# looks for real ones, no telemetry.
+sam_offline_env() {
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+    AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true SAM_CLI_TELEMETRY=0
+}
+
 cmd_lint() {
-  install_cfn_lint
-  log "linting template.yaml"
-  "$CFN_LINT_VENV/bin/cfn-lint" "$ROOT/template.yaml"
+  install_sam_cli
+  sam_offline_env
+  cd "$ROOT"
+  # Plain validate runs the SAM translator's own checks; --lint runs cfn-lint
+  # (over the transformed template) instead of them, not as well.
+  log "validating template.yaml (sam validate)"
+  "$SAM_CLI_VENV/bin/sam" validate --template-file template.yaml
+  log "linting template.yaml (sam validate --lint)"
+  "$SAM_CLI_VENV/bin/sam" validate --lint --template-file template.yaml
+}
+
+# Release binaries of every function into .aws-sam/build, as `sam deploy` takes them.
+cmd_sam_build() {
+  install_sam_cli
+  install_cargo_lambda
+  sam_offline_env
+  export PATH=$CARGO_LAMBDA_VENV/bin:$PATH
+  cd "$ROOT"
+  "$SAM_CLI_VENV/bin/sam" build --template-file template.yaml "$@"
 }
 
 cmd_start() {
@@ -370,6 +408,7 @@ main() {
   case $command in
     install) install_all ;;
     lint) cmd_lint ;;
+    sam-build) cmd_sam_build "$@" ;;
     up) cmd_up "$@" ;;
     test) cmd_test "$@" ;;
     start) cmd_start ;;

@@ -5,10 +5,12 @@ intrinsic functions the way CloudFormation would (parameters take their
 defaults), and creates its DynamoDB tables, SNS topics, SQS queues, queue
 policies and subscriptions under physical names `<prefix>-<LogicalId>`, so that
 every test can have its own set. Resources that only matter in AWS (functions,
-APIs, alarms, IAM) are skipped; a resource type it does not know is an error.
+APIs, alarms, IAM) are skipped, by an explicit list of types; a resource type it
+does not know is an error.
 
-    provision.py up   --prefix P [--template PATH] [--param NAME=VALUE ...]
-    provision.py down --prefix P [--template PATH]
+    provision.py up        --prefix P [--template PATH] [--param NAME=VALUE ...]
+    provision.py down      --prefix P [--template PATH]
+    provision.py functions --prefix P [--template PATH] [--param NAME=VALUE ...]
 
 `up` is idempotent and prints one JSON document on stdout:
     {"prefix", "env": the functions' environment variables, resolved,
@@ -16,6 +18,10 @@ APIs, alarms, IAM) are skipped; a resource type it does not know is an error.
      "event_sources": [{function, code_uri, queue_url, batch_size}]}
 Endpoints come only from the SDK's AWS_ENDPOINT_URL_<SERVICE> variables (or
 AWS_ENDPOINT_URL); without them it refuses to run rather than touch real AWS.
+
+`functions` touches no emulator: it prints each function of the template with
+its own variables, Globals merged in, resolved to the names `up` would create:
+    {"functions": {LogicalId: {"code_uri", "env": {NAME: value}}}}
 Progress goes to stderr.
 """
 
@@ -219,17 +225,33 @@ SUBSCRIPTION_IGNORED = {"Region"}
 class Provisioner:
     """Creates each resource once, the first time it is needed, dependencies first."""
 
-    def __init__(self, template: dict, prefix: str, region: str, overrides: dict[str, str]) -> None:
+    def __init__(
+        self,
+        template: dict,
+        prefix: str,
+        region: str,
+        overrides: dict[str, str],
+        offline: bool = False,
+    ) -> None:
         self.template = template
         self.resources_spec: dict = template["Resources"]
         self.prefix = prefix
         self.region = region
-        self.clients = Clients(region)
+        # Offline, resources are not created: their attributes are predicted
+        # from the names `up` would give them.
+        self.offline = offline
+        self._clients = None if offline else Clients(region)
         self.resolver = Resolver(
             template, prefix, region, ACCOUNT_ID, overrides, ref=self.ref, get_att=self.get_att
         )
         self.created: dict[str, dict] = {}  # logical id -> physical attributes
         self._in_progress: set[str] = set()
+
+    @property
+    def clients(self) -> Clients:
+        if self._clients is None:
+            raise ProvisionError("offline: no emulator is reached")
+        return self._clients
 
     # - naming and references -
 
@@ -251,7 +273,9 @@ class Provisioner:
             raise ProvisionError(f"{logical_id} ({kind}) is referenced but not provisioned locally")
         if logical_id in self._in_progress:
             raise ProvisionError(f"circular reference through {logical_id}")
-        handler = self.HANDLERS.get(kind)
+        handler = (self.PREDICTORS if self.offline else self.HANDLERS).get(kind)
+        if handler is None and self.offline:
+            raise ProvisionError(f"{logical_id} ({kind}) has no attributes known without the emulators")
         if handler is None:
             raise ProvisionError(
                 f"{logical_id}: provision.py does not know {kind}; "
@@ -417,22 +441,59 @@ class Provisioner:
         "AWS::SNS::Subscription": subscription,
     }
 
+    # - predictors: the attributes a handler would return, without an emulator -
+
+    def endpoint(self, service: str) -> str | None:
+        return os.environ.get(SERVICE_ENDPOINT_VARIABLES[service]) or os.environ.get("AWS_ENDPOINT_URL")
+
+    def predict_table(self, logical_id: str, props: dict) -> dict:
+        name = self.physical_name(logical_id)
+        return {"name": name, "arn": f"arn:aws:dynamodb:{self.region}:{ACCOUNT_ID}:table/{name}"}
+
+    def predict_topic(self, logical_id: str, props: dict) -> dict:
+        name = self.physical_name(logical_id, as_attribute(props.get("FifoTopic", False)) == "true")
+        return {"name": name, "arn": f"arn:aws:sns:{self.region}:{ACCOUNT_ID}:{name}"}
+
+    def predict_queue(self, logical_id: str, props: dict) -> dict:
+        name = self.physical_name(logical_id, as_attribute(props.get("FifoQueue", False)) == "true")
+        endpoint = self.endpoint("sqs")
+        # LocalStack's path strategy (see local.sh), or the form AWS uses.
+        url = (
+            f"{endpoint.rstrip('/')}/queue/{self.region}/{ACCOUNT_ID}/{name}"
+            if endpoint
+            else f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{name}"
+        )
+        return {"name": name, "url": url, "arn": f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{name}"}
+
+    PREDICTORS: dict[str, Callable[..., dict]] = {
+        "AWS::DynamoDB::Table": predict_table,
+        "AWS::SNS::Topic": predict_topic,
+        "AWS::SQS::Queue": predict_queue,
+    }
+
     # - the whole template -
 
+    def functions_spec(self) -> list[tuple[str, dict]]:
+        return [
+            (logical_id, spec.get("Properties") or {})
+            for logical_id, spec in self.resources_spec.items()
+            if spec.get("Type") == "AWS::Serverless::Function" and self.included(logical_id)
+        ]
+
     def up(self) -> dict:
+        skipped = []
         for logical_id, spec in self.resources_spec.items():
             kind = spec.get("Type")
             if kind in SKIPPED_TYPES:
+                skipped.append(logical_id)
                 continue
             if not self.included(logical_id):
                 log(f"{logical_id}: condition false, skipped")
                 continue
             self.ensure(logical_id)
-        functions = [
-            (logical_id, spec.get("Properties") or {})
-            for logical_id, spec in self.resources_spec.items()
-            if spec.get("Type") == "AWS::Serverless::Function" and self.included(logical_id)
-        ]
+        if skipped:
+            log(f"not provisioned locally (AWS only): {', '.join(skipped)}")
+        functions = self.functions_spec()
         return {
             "prefix": self.prefix,
             "env": self.function_environment(functions),
@@ -444,17 +505,29 @@ class Provisioner:
             "event_sources": self.event_sources(functions),
         }
 
-    def function_environment(self, functions: list[tuple[str, dict]]) -> dict[str, str]:
-        """The union of every function's variables (Globals first), one value per name."""
+    def functions(self) -> dict:
+        """Each function's code and variables, without touching an emulator."""
+        return {
+            "functions": {
+                logical_id: {"code_uri": props.get("CodeUri"), "env": self.function_variables(props)}
+                for logical_id, props in self.functions_spec()
+            }
+        }
+
+    def function_variables(self, props: dict) -> dict[str, str]:
+        """One function's variables as Lambda would see them: Globals, then its own."""
         global_function = (self.template.get("Globals") or {}).get("Function") or {}
         global_variables = (global_function.get("Environment") or {}).get("Variables") or {}
+        own = (props.get("Environment") or {}).get("Variables") or {}
+        variables = self.resolver.resolve({**global_variables, **own})
+        return {name: as_attribute(value) for name, value in variables.items()}
+
+    def function_environment(self, functions: list[tuple[str, dict]]) -> dict[str, str]:
+        """The union of every function's variables (Globals first), one value per name."""
         env: dict[str, str] = {}
         origin: dict[str, str] = {}
         for logical_id, props in functions:
-            own = (props.get("Environment") or {}).get("Variables") or {}
-            variables = self.resolver.resolve({**global_variables, **own})
-            for name, value in variables.items():
-                value = as_attribute(value)
+            for name, value in self.function_variables(props).items():
                 if name in env and env[name] != value:
                     raise ProvisionError(
                         f"{name} is {env[name]!r} for {origin[name]} but {value!r} for {logical_id}; "
@@ -550,7 +623,7 @@ PREFIX_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("action", choices=["up", "down", "functions"])
     parser.add_argument("--prefix", required=True, help="physical names are PREFIX-LogicalId")
     parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
     parser.add_argument(
@@ -579,8 +652,9 @@ def main(argv: list[str]) -> int:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     try:
         template = load_template(args.template)
-        provisioner = Provisioner(template, args.prefix, region, overrides)
-        result = provisioner.up() if args.action == "up" else provisioner.down()
+        provisioner = Provisioner(template, args.prefix, region, overrides, offline=args.action == "functions")
+        actions = {"up": provisioner.up, "down": provisioner.down, "functions": provisioner.functions}
+        result = actions[args.action]()
     except (TemplateError, ClientError) as e:
         print(f"provision.py: {e}", file=sys.stderr)
         return 1
