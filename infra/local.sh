@@ -6,7 +6,8 @@
 #   infra/local.sh test [ARGS]     compile, start the emulators, cargo test --workspace ARGS, stop
 #   infra/local.sh install         only the pinned installs (idempotent)
 #   infra/local.sh lint            validate and lint template.yaml offline (sam validate --lint)
-#   infra/local.sh sam-build [A]   sam build with cargo-lambda (A: more sam build arguments)
+#   infra/local.sh sam-build [A]   sam build with cargo-lambda into .aws-sam/ (A: more sam build
+#                                  arguments; here only --parameter-overrides Architecture=x86_64 builds)
 #   infra/local.sh start | stop    emulators in the background, for manual use
 #   infra/local.sh provision [P]   create the template's resources under prefix P (default: local)
 #   infra/local.sh env             print the variables to point a shell at the running emulators
@@ -362,7 +363,7 @@ cmd_lint() {
   sam_offline_env
   cd "$ROOT"
   # Plain validate runs the SAM translator's own checks; --lint runs cfn-lint
-  # (over the transformed template) instead of them, not as well.
+  # over the transformed template in their place, so both are run.
   log "validating template.yaml (sam validate)"
   "$SAM_CLI_VENV/bin/sam" validate --template-file template.yaml
   log "linting template.yaml (sam validate --lint)"
