@@ -236,6 +236,7 @@ start_emulators() {
   require_free_port "$DYNAMODB_PORT" DYNAMODB_PORT
   mkdir -p "$RUN_DIR"
   local started=$SECONDS
+  STARTED_HERE=1
   start_localstack
   start_dynamodb
   wait_until "DynamoDB Local" "$RUN_DIR/dynamodb.pid" "$RUN_DIR/dynamodb.log" dynamodb_ready &&
@@ -286,8 +287,9 @@ provision() { # prefix -> JSON on stdout
   "$PROVISION_PYTHON" "$PROVISION_SCRIPT" up --prefix "$1"
 }
 
-# Turns provision's JSON on stdin into `export NAME=value` lines: the functions'
-# variables, and EVENT_SOURCES (the consumers' queues) for the dev server.
+# Turns provision's JSON on stdin into export lines: the functions' variables, and
+# EVENT_SOURCES (the consumers' queues) for the dev server. A variable already set
+# in the caller's environment wins (RUST_LOG=debug, RETRY_BASE_SECS=1, ...).
 env_exports() {
   "$PROVISION_PYTHON" -c '
 import json, re, shlex, sys
@@ -296,14 +298,15 @@ variables = {**provisioned["env"], "EVENT_SOURCES": json.dumps(provisioned["even
 for name, value in variables.items():
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         sys.exit(f"not a variable name: {name!r}")
-    print(f"export {name}={shlex.quote(str(value))}")'
+    print(f"[[ -v {name} ]] || {name}={shlex.quote(str(value))}; export {name}")'
 }
 
 # --- commands -----------------------------------------------------------------
 
-# For up and test: whatever this run started is stopped when it ends, however it ends.
+# For up and test: whatever this run started is stopped when it ends, however it
+# ends; emulators that another run started are left alone.
 stop_on_exit() {
-  trap 'trap "" PIPE; stop_emulators' EXIT
+  trap 'trap "" PIPE; if [[ -n ${STARTED_HERE:-} ]]; then stop_emulators; fi' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
 }
@@ -347,7 +350,7 @@ cmd_test() {
   stop_on_exit
   start_emulators
   local status=0
-  cargo test "${cargo_args[@]}" -- "${test_args[@]}" || status=$?
+  cargo test --no-fail-fast "${cargo_args[@]}" -- "${test_args[@]}" || status=$?
   exit "$status"
 }
 

@@ -2,7 +2,7 @@
 //! Used right after each transition and by the scheduled sweeper for whatever was left.
 
 use chrono::{DateTime, Utc};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 use uuid::Uuid;
 
 use crate::ports::{EventPublisher, Outbox, PendingEvents, StoreError};
@@ -77,6 +77,10 @@ pub async fn sweep(
     limit: usize,
 ) -> Result<SweepReport, StoreError> {
     let task_ids = outbox.stale(older_than, limit).await?;
+    if task_ids.is_empty() {
+        debug!("no outbox waits for the sweeper");
+        return Ok(SweepReport::default());
+    }
     crate::metrics::outbox_stale_tasks(task_ids.len());
     let mut report = SweepReport {
         tasks: task_ids.len(),

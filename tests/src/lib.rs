@@ -315,14 +315,9 @@ impl TestEnv {
                     max: Duration::from_secs(60),
                 },
             );
-            let mapping = EventSourceMapping::new(
-                clients::sqs(&self.aws),
-                &self.queue_url(queue),
-                10,
-                consumer,
-            )
-            .await
-            .expect("event source mapping");
+            let mapping = EventSourceMapping::new(&self.aws, &self.queue_url(queue), 10, consumer)
+                .await
+                .expect("event source mapping");
             pollers.push(tokio::spawn(mapping.run()));
         }
         RunningConsumers { pollers }

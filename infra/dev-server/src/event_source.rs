@@ -5,12 +5,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
 };
 use aws_sdk_sqs::Client;
+use orchestration::adapters::clients;
 use orchestration::consumer::Consumer;
 use tracing::{error, info};
 
@@ -21,6 +23,9 @@ pub struct PollReport {
     pub deleted: usize,
     pub failed: usize,
 }
+
+/// How long one receive waits for messages, as Lambda's long polling does.
+pub const POLL_WAIT: Duration = Duration::from_secs(10);
 
 pub struct EventSourceMapping {
     sqs: Client,
@@ -33,11 +38,12 @@ pub struct EventSourceMapping {
 impl EventSourceMapping {
     /// Maps `queue_url` to `consumer`, delivering batches of at most `batch_size` (1 to 10).
     pub async fn new(
-        sqs: Client,
+        aws: &SdkConfig,
         queue_url: &str,
         batch_size: i32,
         consumer: Consumer,
     ) -> Result<Self, String> {
+        let sqs = clients::sqs_long_polling(aws, POLL_WAIT);
         let attributes = sqs
             .get_queue_attributes()
             .queue_url(queue_url)
@@ -64,14 +70,14 @@ impl EventSourceMapping {
         })
     }
 
-    /// Receives one batch (waiting up to `wait` for it) and processes it.
+    /// Receives one batch (waiting up to `wait`, at most `POLL_WAIT`, for it) and processes it.
     pub async fn poll_once(&self, wait: Duration) -> Result<PollReport, String> {
         let output = self
             .sqs
             .receive_message()
             .queue_url(&self.queue_url)
             .max_number_of_messages(self.batch_size)
-            .wait_time_seconds(wait.as_secs().min(20) as i32)
+            .wait_time_seconds(wait.min(POLL_WAIT).as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
             .send()
@@ -150,7 +156,7 @@ impl EventSourceMapping {
     pub async fn run(self) {
         info!(consumer = self.consumer.name(), queue = %self.queue_url, "polling");
         loop {
-            if let Err(err) = self.poll_once(Duration::from_secs(5)).await {
+            if let Err(err) = self.poll_once(POLL_WAIT).await {
                 error!(consumer = self.consumer.name(), error = %err, "polling failed; retrying shortly");
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }

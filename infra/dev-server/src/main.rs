@@ -67,13 +67,8 @@ async fn run() -> Result<(), String> {
     let mut background = JoinSet::new();
     for source in sources {
         let consumer = consumer_at(&source.code_uri, &aws)?;
-        let mapping = EventSourceMapping::new(
-            clients::sqs(&aws),
-            &source.queue_url,
-            source.batch_size,
-            consumer,
-        )
-        .await?;
+        let mapping =
+            EventSourceMapping::new(&aws, &source.queue_url, source.batch_size, consumer).await?;
         background.spawn(mapping.run());
     }
 

@@ -37,3 +37,17 @@ pub fn sns(config: &SdkConfig, backoff: &Backoff) -> aws_sdk_sns::Client {
 pub fn sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(config)
 }
+
+/// An SQS client for long polling: each call may wait `wait` for messages, so its
+/// timeouts are that much longer than the default ones.
+pub fn sqs_long_polling(config: &SdkConfig, wait: Duration) -> aws_sdk_sqs::Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(wait + Duration::from_secs(5))
+        .operation_timeout(wait + Duration::from_secs(15))
+        .build();
+    let sqs_config = aws_sdk_sqs::config::Builder::from(config)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_sqs::Client::from_conf(sqs_config)
+}

@@ -74,16 +74,18 @@ fn pending_from_item(item: &Item) -> Result<PendingEvents, StoreError> {
     })
 }
 
-/// Where a listing resumes: the last key of the previous page (the user comes from the caller).
+/// Where a listing resumes: the last key of the previous page, bound to its user.
 #[derive(Serialize, Deserialize)]
 struct Cursor {
     id: String,
+    user_id: String,
     created_at: String,
 }
 
 fn encode_cursor(key: &Item) -> Option<String> {
     let cursor = Cursor {
         id: key.get("id")?.as_s().ok()?.clone(),
+        user_id: key.get("user_id")?.as_s().ok()?.clone(),
         created_at: key.get("created_at")?.as_s().ok()?.clone(),
     };
     let json = serde_json::to_vec(&cursor).ok()?;
@@ -100,14 +102,16 @@ fn decode_cursor(cursor: &str, user_id: &str) -> Result<Item, StoreError> {
         .collect::<Result<Vec<u8>, _>>()
         .map_err(|_| StoreError::InvalidCursor)?;
     let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
-    if Uuid::parse_str(&cursor.id).is_err()
+    // Another user's cursor would start this user's listing at an arbitrary place.
+    if cursor.user_id != user_id
+        || Uuid::parse_str(&cursor.id).is_err()
         || DateTime::parse_from_rfc3339(&cursor.created_at).is_err()
     {
         return Err(StoreError::InvalidCursor);
     }
     Ok(HashMap::from([
         ("id".to_owned(), text(cursor.id)),
-        ("user_id".to_owned(), text(user_id)),
+        ("user_id".to_owned(), text(cursor.user_id)),
         ("created_at".to_owned(), text(cursor.created_at)),
     ]))
 }
@@ -380,14 +384,29 @@ mod tests {
                 "id".to_owned(),
                 text("0b9d8f0e-6a3e-4c43-9d43-7d3cfa0b2a11"),
             ),
-            ("user_id".to_owned(), text("someone")),
+            ("user_id".to_owned(), text("caller")),
             ("created_at".to_owned(), text("2026-11-27T10:00:00.000Z")),
         ]);
         let cursor = encode_cursor(&key).unwrap();
         let decoded = decode_cursor(&cursor, "caller").unwrap();
-        assert_eq!(decoded["id"], key["id"]);
-        assert_eq!(decoded["created_at"], key["created_at"]);
-        assert_eq!(decoded["user_id"], text("caller"));
+        assert_eq!(decoded, key);
+    }
+
+    #[test]
+    fn when_another_user_presents_a_cursor_should_refuse_it() {
+        let key = HashMap::from([
+            (
+                "id".to_owned(),
+                text("0b9d8f0e-6a3e-4c43-9d43-7d3cfa0b2a11"),
+            ),
+            ("user_id".to_owned(), text("alice")),
+            ("created_at".to_owned(), text("2026-11-27T10:00:00.000Z")),
+        ]);
+        let cursor = encode_cursor(&key).unwrap();
+        assert!(matches!(
+            decode_cursor(&cursor, "mallory"),
+            Err(StoreError::InvalidCursor)
+        ));
     }
 
     #[test]

@@ -182,8 +182,11 @@ async fn when_listing_should_page_a_users_tasks_newest_first_through_the_index()
         .collect();
     assert_eq!(listed, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
 
-    // And a forged cursor is refused by name
+    // And a forged cursor, or alice's cursor in bob's hands, is refused by name
     let (status, error) = call(&deps, Some("alice"), Method::GET, "/tasks?cursor=zz", "").await;
+    assert_eq!((status, error["field"].as_str()), (400, Some("cursor")));
+    let path = format!("/tasks?cursor={cursor}");
+    let (status, error) = call(&deps, Some("bob"), Method::GET, &path, "").await;
     assert_eq!((status, error["field"].as_str()), (400, Some("cursor")));
     env.teardown().await;
 }
