@@ -1,6 +1,8 @@
 //! The outbox relay: publishes events committed with their task, then clears them.
 //! Used right after each transition and by the scheduled sweeper for whatever was left.
 
+use std::time::Instant;
+
 use chrono::{DateTime, Utc};
 use tracing::{debug, error, info, warn};
 use uuid::Uuid;
@@ -67,14 +69,18 @@ pub struct SweepReport {
     pub published: usize,
     pub failed: usize,
     pub errors: usize,
+    /// Tasks left for the next run because the time budget ran out.
+    pub deferred: usize,
 }
 
-/// Relays every outbox holding events written at or before `older_than`, up to `limit` tasks.
+/// Relays every outbox holding events written at or before `older_than`, up to `limit` tasks,
+/// starting no task after `deadline` (the rest wait for the next run).
 pub async fn sweep(
     outbox: &dyn Outbox,
     publisher: &dyn EventPublisher,
     older_than: DateTime<Utc>,
     limit: usize,
+    deadline: Instant,
 ) -> Result<SweepReport, StoreError> {
     let task_ids = outbox.stale(older_than, limit).await?;
     if task_ids.is_empty() {
@@ -88,6 +94,10 @@ pub async fn sweep(
     };
     let mut relayed = RelayReport::default();
     for task_id in task_ids {
+        if Instant::now() >= deadline {
+            report.deferred += 1;
+            continue;
+        }
         match relay_task(outbox, publisher, task_id).await {
             Ok(one) => relayed.add(one),
             Err(err) => {

@@ -17,6 +17,8 @@ use crate::time;
 pub const MAX_PAGE_SIZE: u32 = 100;
 /// Page size when the caller names none.
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
+/// Longest a request waits for its events to be published after its write committed.
+pub const RELAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
@@ -176,8 +178,16 @@ impl TaskService {
     /// until the sweeper runs, so it is logged and not returned to the caller.
     async fn relay(&self, pending: PendingEvents) {
         let task_id = pending.task_id;
-        if let Err(err) = relay(self.outbox.as_ref(), self.publisher.as_ref(), pending).await {
-            error!(task.id = %task_id, error = %err, "relaying the outbox failed; the sweeper will retry");
+        let relayed = relay(self.outbox.as_ref(), self.publisher.as_ref(), pending);
+        // A slow SNS must not hold the answer past the API's own limits.
+        match tokio::time::timeout(RELAY_TIMEOUT, relayed).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                error!(task.id = %task_id, error = %err, "relaying the outbox failed; the sweeper will retry");
+            }
+            Err(_) => {
+                error!(task.id = %task_id, "relaying the outbox timed out; the sweeper will retry");
+            }
         }
     }
 }

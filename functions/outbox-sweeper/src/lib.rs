@@ -15,6 +15,9 @@ use orchestration::{config, time};
 pub const DEFAULT_MIN_AGE_SECS: u64 = 30;
 /// Most tasks one run relays; the rest wait for the next run.
 pub const DEFAULT_MAX_TASKS: usize = 500;
+/// How long one run starts new tasks: well within the function's 30 s timeout, even
+/// when the last task's publish takes its full SDK timeout.
+pub const RUN_BUDGET: Duration = Duration::from_secs(12);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweeperConfig {
@@ -82,6 +85,7 @@ impl Sweeper {
             self.publisher.as_ref(),
             cutoff,
             self.config.max_tasks,
+            std::time::Instant::now() + RUN_BUDGET,
         )
         .await
     }

@@ -19,6 +19,7 @@ async fn main() -> Result<(), Error> {
                 "published": report.published,
                 "failed": report.failed,
                 "errors": report.errors,
+                "deferred": report.deferred,
             }))
         }
     }))

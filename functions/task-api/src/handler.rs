@@ -5,6 +5,7 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use lambda_http::http::header::LOCATION;
 use lambda_http::http::StatusCode;
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use orchestration::adapters::{clients, DynamoDashboardStore, DynamoTaskStore, SnsPublisher};
 use orchestration::config::{self, ConfigError};
@@ -62,19 +63,17 @@ async fn serve(
     user_id: Option<&str>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let path = match request.raw_http_path() {
-        "" => request.uri().path(),
-        raw => raw,
-    };
-    let route = route(request.method(), path)?;
+    // As in AWS, where the authorizer runs first: no identity, no further answer.
     let caller = caller(user_id, request)?;
+    let (stage, path) = split_stage(request);
+    let route = route(request.method(), path)?;
     let tasks = &deps.tasks;
     match route {
         Route::CreateTask => {
             let CreateTask { title, description } = requests::body(request)?;
             let task = tasks.create(&caller, title, description).await?;
             let mut response = responses::json(StatusCode::CREATED, &TaskView::from(&task));
-            let location = format!("/tasks/{}", task.id)
+            let location = format!("{stage}/tasks/{}", task.id)
                 .parse()
                 .expect("a path is a valid header");
             response.headers_mut().insert(LOCATION, location);
@@ -103,6 +102,28 @@ async fn serve(
             Ok(responses::json(StatusCode::OK, &stats))
         }
     }
+}
+
+/// The API stage's path prefix (empty on the `$default` stage) and the route's path.
+/// API Gateway keeps a named stage in the path it passes on: `/dev/tasks`.
+fn split_stage(request: &Request) -> (String, &str) {
+    let path = match request.raw_http_path() {
+        "" => request.uri().path(),
+        raw => raw,
+    };
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.as_deref(),
+        _ => None,
+    };
+    if let Some(stage) = stage.filter(|stage| !stage.is_empty() && *stage != "$default") {
+        let prefix = format!("/{stage}");
+        if let Some(rest) = path.strip_prefix(&prefix) {
+            if rest.is_empty() || rest.starts_with('/') {
+                return (prefix, rest);
+            }
+        }
+    }
+    (String::new(), path)
 }
 
 fn caller(user_id: Option<&str>, request: &Request) -> Result<Caller, ApiError> {
@@ -537,5 +558,78 @@ mod stats_tests {
         assert_eq!(stats["tasks_total"], 1);
         assert_eq!(stats["by_status"]["Pending"], 1);
         assert!(stats["success_rate"].is_null());
+    }
+}
+
+#[cfg(test)]
+mod lambda_tests {
+    use std::sync::Arc;
+
+    use orchestration::memory::{MemoryDashboard, MemoryStore, RecordingPublisher};
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::identity;
+
+    /// An HTTP API (payload 2.0) event as API Gateway sends it on stage `dev`.
+    fn event(method: &str, path: &str, body: Option<&str>, claims: Option<Value>) -> Request {
+        let mut context = json!({
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
+            "domainPrefix": "api", "http": {"method": method, "path": format!("/dev{path}"),
+            "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test"},
+            "requestId": "r", "routeKey": format!("{method} {path}"), "stage": "dev",
+            "time": "27/Nov/2026:10:00:00 +0000", "timeEpoch": 1795000000000u64,
+        });
+        if let Some(claims) = claims {
+            context["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+        }
+        let event = json!({
+            "version": "2.0", "routeKey": format!("{method} {path}"), "rawPath": format!("/dev{path}"),
+            "rawQueryString": "", "headers": {"content-type": "application/json", "x-user-id": "mallory"},
+            "requestContext": context, "body": body, "isBase64Encoded": false,
+        });
+        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+    }
+
+    fn deps() -> Deps {
+        let store = Arc::new(MemoryStore::new());
+        Deps {
+            tasks: TaskService::new(store.clone(), store, Arc::new(RecordingPublisher::new())),
+            dashboard: Arc::new(MemoryDashboard::default()),
+        }
+    }
+
+    #[tokio::test]
+    async fn when_api_gateway_calls_on_a_named_stage_should_route_and_locate_under_it() {
+        let deps = deps();
+        let request = event(
+            "POST",
+            "/tasks",
+            Some(r#"{"title":"t","description":"d"}"#),
+            Some(json!({"sub": "alice"})),
+        );
+        let user = identity::from_authorizer(&request);
+
+        let response = handle(&deps, user.as_deref(), request).await;
+
+        assert_eq!(response.status(), 201);
+        let location = response.headers()["location"].to_str().unwrap();
+        assert!(location.starts_with("/dev/tasks/"), "{location}");
+        let Body::Text(text) = response.body() else {
+            panic!("no body")
+        };
+        let task: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(task["user_id"], "alice");
+    }
+
+    #[tokio::test]
+    async fn when_no_jwt_claims_arrive_should_answer_401_whatever_the_headers_say() {
+        let request = event("GET", "/tasks", None, None);
+        let user = identity::from_authorizer(&request);
+        assert_eq!(user, None, "X-User-Id must not count as identity in Lambda");
+
+        let response = handle(&deps(), user.as_deref(), request).await;
+
+        assert_eq!(response.status(), 401);
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 
@@ -50,6 +52,22 @@ impl DynamoDashboardStore {
 
 fn build_error(err: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("cannot build the request: {err}"))
+}
+
+/// Whether a transaction was cancelled only by a concurrent change, which a fresh read
+/// resolves; any other cancellation (validation, capacity) is an error to report.
+fn lost_a_race(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> bool {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        err.as_service_error()
+    else {
+        return false;
+    };
+    cancelled.cancellation_reasons().iter().all(|reason| {
+        matches!(
+            reason.code(),
+            None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict")
+        )
+    })
 }
 
 #[async_trait]
@@ -115,13 +133,8 @@ impl DashboardStore for DynamoDashboardStore {
                 .await;
             match written {
                 Ok(_) => return Ok(true),
-                Err(err)
-                    if err.as_service_error().and_then(|e| e.code())
-                        == Some("TransactionCanceledException") =>
-                {
-                    // Another delivery changed this task's projection first: read it again.
-                    continue;
-                }
+                // Another delivery changed this task's projection first: read it again.
+                Err(err) if lost_a_race(&err) => continue,
                 Err(err) => return Err(backend(err)),
             }
         }

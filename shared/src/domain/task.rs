@@ -20,6 +20,11 @@ pub const MAX_ERROR_MESSAGE_CHARS: usize = 4_000;
 pub const MAX_USER_ID_CHARS: usize = 256;
 /// Largest accepted cost of one task, in US dollars.
 pub const MAX_COST_USD: f64 = 1_000_000.0;
+/// Smallest non-zero cost: DynamoDB numbers cannot be smaller than 1e-130, and no
+/// real cost is below a billionth of a dollar.
+pub const MIN_NONZERO_COST_USD: f64 = 1e-9;
+/// Largest accepted token count of one task; sums over many tasks must stay exact.
+pub const MAX_TOKENS: u64 = 1_000_000_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TaskStatus {
@@ -370,10 +375,18 @@ fn check_length(field: &'static str, value: &str, max: usize) -> Result<(), Doma
 }
 
 fn check_usage(usage: Usage) -> Result<(), DomainError> {
-    if !usage.cost_usd.is_finite() || usage.cost_usd < 0.0 || usage.cost_usd > MAX_COST_USD {
+    let cost = usage.cost_usd;
+    let in_range = cost == 0.0 || (MIN_NONZERO_COST_USD..=MAX_COST_USD).contains(&cost);
+    if !in_range {
         return Err(DomainError::validation(
             "cost_usd",
-            format!("must be a number from 0 to {MAX_COST_USD}"),
+            format!("must be 0 or a number from {MIN_NONZERO_COST_USD} to {MAX_COST_USD}"),
+        ));
+    }
+    if usage.tokens_used > MAX_TOKENS {
+        return Err(DomainError::validation(
+            "tokens_used",
+            format!("must be at most {MAX_TOKENS}"),
         ));
     }
     Ok(())
@@ -597,6 +610,22 @@ mod tests {
         assert_eq!(
             task.complete(negative, now()).unwrap_err().field(),
             Some("cost_usd")
+        );
+        let tiny = Usage {
+            tokens_used: 1,
+            cost_usd: 1e-200,
+        };
+        assert_eq!(
+            task.complete(tiny, now()).unwrap_err().field(),
+            Some("cost_usd")
+        );
+        let huge = Usage {
+            tokens_used: MAX_TOKENS + 1,
+            cost_usd: 1.0,
+        };
+        assert_eq!(
+            task.complete(huge, now()).unwrap_err().field(),
+            Some("tokens_used")
         );
         let nan = Usage {
             tokens_used: 1,
