@@ -1,9 +1,21 @@
 //! Metrics as CloudWatch Embedded Metric Format lines on standard output.
 //! Lambda ships them to CloudWatch Logs, which turns them into metrics the alarms watch.
 
+use std::sync::OnceLock;
+
 use serde_json::json;
 
+use crate::config;
+
 pub const NAMESPACE: &str = "TaskOrchestration";
+
+/// The stack whose alarms watch these metrics: their `Stack` dimension.
+static STACK: OnceLock<Option<String>> = OnceLock::new();
+
+/// Reads `STACK_NAME` once, so that two stacks in one account keep apart metrics.
+pub fn init_from_env() {
+    STACK.get_or_init(|| config::optional("STACK_NAME"));
+}
 
 /// Counts events that could not be published (they stay in the outbox).
 pub fn publish_failures(count: usize) {
@@ -16,17 +28,50 @@ pub fn outbox_stale_tasks(count: usize) {
     emit("OutboxStaleTasks", count);
 }
 
-fn emit(metric: &str, value: usize) {
-    let line = json!({
+fn line(metric: &str, value: usize, stack: Option<&str>) -> serde_json::Value {
+    let dimensions: Vec<&str> = stack.iter().map(|_| "Stack").collect();
+    let mut line = json!({
         "_aws": {
             "Timestamp": chrono::Utc::now().timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [[]],
+                "Dimensions": [dimensions],
                 "Metrics": [{"Name": metric, "Unit": "Count"}],
             }],
         },
         metric: value,
     });
-    println!("{line}");
+    if let Some(stack) = stack {
+        line["Stack"] = json!(stack);
+    }
+    line
+}
+
+fn emit(metric: &str, value: usize) {
+    let stack = STACK.get().and_then(Option::as_deref);
+    println!("{}", line(metric, value, stack));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_a_stack_is_named_should_carry_it_as_the_dimension() {
+        let with = line("PublishFailures", 2, Some("prod"));
+        assert_eq!(
+            with["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Stack"]])
+        );
+        assert_eq!(
+            (with["Stack"].as_str(), with["PublishFailures"].as_u64()),
+            (Some("prod"), Some(2))
+        );
+        let without = line("PublishFailures", 1, None);
+        assert_eq!(
+            without["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[]])
+        );
+        assert!(without.get("Stack").is_none());
+    }
 }

@@ -62,6 +62,7 @@ impl Sweeper {
     pub fn from_env(aws: &SdkConfig) -> Result<Self, config::ConfigError> {
         let table = config::required("TASKS_TABLE")?;
         let topic_arn = config::required("EVENTS_TOPIC_ARN")?;
+        orchestration::metrics::init_from_env();
         let backoff = Backoff::default();
         Ok(Sweeper::new(
             Arc::new(DynamoTaskStore::new(clients::dynamodb(aws), table)),

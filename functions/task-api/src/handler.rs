@@ -33,6 +33,7 @@ impl Deps {
         let table = config::required("TASKS_TABLE")?;
         let topic_arn = config::required("EVENTS_TOPIC_ARN")?;
         let dashboard_table = config::required("DASHBOARD_TABLE")?;
+        orchestration::metrics::init_from_env();
         let backoff = Backoff::default();
         let store = Arc::new(DynamoTaskStore::new(clients::dynamodb(aws), table));
         let publisher = Arc::new(SnsPublisher::new(
