@@ -96,39 +96,48 @@ impl Sweeper {
 mod tests {
     use orchestration::memory::{MemoryStore, RecordingPublisher};
     use orchestration::service::{Caller, TaskService};
+    use uuid::Uuid;
 
     use super::*;
 
-    fn caller() -> Caller {
-        Caller {
-            user_id: "user-1".into(),
-            traceparent: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn when_publishing_failed_should_deliver_on_the_next_sweep_and_only_once() {
-        // Given a task whose creation event could not be published
+    /// A task whose creation event could not be published, and a publisher that works again.
+    async fn unpublished_task() -> (Arc<MemoryStore>, Arc<RecordingPublisher>, Uuid) {
         let store = Arc::new(MemoryStore::new());
         let publisher = Arc::new(RecordingPublisher::new());
         publisher.set_failing(true);
         let service = TaskService::new(store.clone(), store.clone(), publisher.clone());
+        let caller = Caller {
+            user_id: "user-1".into(),
+            traceparent: None,
+        };
         let task = service
-            .create(&caller(), "Title".into(), "Body".into())
+            .create(&caller, "Title".into(), "Body".into())
             .await
             .unwrap();
-        assert_eq!(store.outbox(task.id).len(), 1);
-
-        // When publishing recovers and the sweeper runs twice
         publisher.set_failing(false);
-        let sweeper = Sweeper::new(
-            store.clone(),
-            publisher.clone(),
-            SweeperConfig {
-                min_age: Duration::ZERO,
-                max_tasks: 10,
-            },
-        );
+        (store, publisher, task.id)
+    }
+
+    fn sweeper(
+        store: &Arc<MemoryStore>,
+        publisher: &Arc<RecordingPublisher>,
+        min_age: Duration,
+    ) -> Sweeper {
+        let config = SweeperConfig {
+            min_age,
+            max_tasks: 10,
+        };
+        Sweeper::new(store.clone(), publisher.clone(), config)
+    }
+
+    #[tokio::test]
+    async fn when_publishing_failed_should_deliver_on_the_next_sweep_and_only_once() {
+        // Given
+        let (store, publisher, task_id) = unpublished_task().await;
+        assert_eq!(store.outbox(task_id).len(), 1);
+
+        // When the sweeper runs twice
+        let sweeper = sweeper(&store, &publisher, Duration::ZERO);
         let first = sweeper.run_once().await.unwrap();
         let second = sweeper.run_once().await.unwrap();
 
@@ -136,32 +145,19 @@ mod tests {
         assert_eq!(first.published, 1);
         assert_eq!(second.published, 0);
         assert_eq!(publisher.published().len(), 1);
-        assert!(store.outbox(task.id).is_empty());
+        assert!(store.outbox(task_id).is_empty());
     }
 
     #[tokio::test]
     async fn when_outbox_is_younger_than_the_age_should_leave_it() {
-        let store = Arc::new(MemoryStore::new());
-        let publisher = Arc::new(RecordingPublisher::new());
-        publisher.set_failing(true);
-        let service = TaskService::new(store.clone(), store.clone(), publisher.clone());
-        let task = service
-            .create(&caller(), "Title".into(), "Body".into())
+        let (store, publisher, task_id) = unpublished_task().await;
+
+        let report = sweeper(&store, &publisher, Duration::from_secs(3600))
+            .run_once()
             .await
             .unwrap();
-        publisher.set_failing(false);
-
-        let sweeper = Sweeper::new(
-            store.clone(),
-            publisher.clone(),
-            SweeperConfig {
-                min_age: Duration::from_secs(3600),
-                max_tasks: 10,
-            },
-        );
-        let report = sweeper.run_once().await.unwrap();
 
         assert_eq!(report.tasks, 0);
-        assert_eq!(store.outbox(task.id).len(), 1);
+        assert_eq!(store.outbox(task_id).len(), 1);
     }
 }
