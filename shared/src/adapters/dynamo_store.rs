@@ -377,32 +377,28 @@ impl Outbox for DynamoTaskStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn when_cursor_round_trips_should_give_the_same_key_for_the_caller() {
-        let key = HashMap::from([
+    /// The last key of a page of `user`'s listing.
+    fn last_key(user: &str) -> Item {
+        HashMap::from([
             (
                 "id".to_owned(),
                 text("0b9d8f0e-6a3e-4c43-9d43-7d3cfa0b2a11"),
             ),
-            ("user_id".to_owned(), text("caller")),
+            ("user_id".to_owned(), text(user)),
             ("created_at".to_owned(), text("2026-11-27T10:00:00.000Z")),
-        ]);
+        ])
+    }
+
+    #[test]
+    fn when_cursor_round_trips_should_give_the_same_key_for_the_caller() {
+        let key = last_key("caller");
         let cursor = encode_cursor(&key).unwrap();
-        let decoded = decode_cursor(&cursor, "caller").unwrap();
-        assert_eq!(decoded, key);
+        assert_eq!(decode_cursor(&cursor, "caller").unwrap(), key);
     }
 
     #[test]
     fn when_another_user_presents_a_cursor_should_refuse_it() {
-        let key = HashMap::from([
-            (
-                "id".to_owned(),
-                text("0b9d8f0e-6a3e-4c43-9d43-7d3cfa0b2a11"),
-            ),
-            ("user_id".to_owned(), text("alice")),
-            ("created_at".to_owned(), text("2026-11-27T10:00:00.000Z")),
-        ]);
-        let cursor = encode_cursor(&key).unwrap();
+        let cursor = encode_cursor(&last_key("alice")).unwrap();
         assert!(matches!(
             decode_cursor(&cursor, "mallory"),
             Err(StoreError::InvalidCursor)
