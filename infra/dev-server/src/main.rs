@@ -89,8 +89,14 @@ async fn run() -> Result<(), String> {
     });
     let served = axum::serve(listener, http::router(deps))
         .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            info!("stopping");
+            match tokio::signal::ctrl_c().await {
+                Ok(()) => info!("stopping"),
+                Err(err) => {
+                    // Without a handler Ctrl-C still ends the process; serve until then.
+                    error!(error = %err, "cannot listen for Ctrl-C");
+                    std::future::pending::<()>().await;
+                }
+            }
         })
         .await;
     background.shutdown().await;

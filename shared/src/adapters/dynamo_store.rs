@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 use uuid::Uuid;
 
-use super::dynamo_errors::{backend, is_condition_failure, read_item, write_item, Item};
+use super::dynamo_errors::{
+    backend, conflict_or_backend, is_condition_failure, read_item, write_item, Item,
+};
 use crate::domain::{Task, Transition};
 use crate::events::EventEnvelope;
 use crate::ports::{Outbox, PendingEvents, StoreError, TaskPage, TaskStore};
@@ -140,13 +142,7 @@ impl TaskStore for DynamoTaskStore {
             .condition_expression("attribute_not_exists(id)")
             .send()
             .await
-            .map_err(|err| {
-                if is_condition_failure(&err) {
-                    StoreError::Conflict
-                } else {
-                    backend(err)
-                }
-            })?;
+            .map_err(conflict_or_backend)?;
         Ok(PendingEvents {
             task_id: task.id,
             version: task.version,
@@ -244,13 +240,7 @@ impl TaskStore for DynamoTaskStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map_err(|err| {
-                if is_condition_failure(&err) {
-                    StoreError::Conflict
-                } else {
-                    backend(err)
-                }
-            })?;
+            .map_err(conflict_or_backend)?;
         pending_from_item(&output.attributes.unwrap_or_default())
     }
 }
