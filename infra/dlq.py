@@ -23,8 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
-from cfn_template import TemplateError, load_template
-from provision import DEFAULT_TEMPLATE, PREFIX_PATTERN, Clients, physical_name
+from provision import DEFAULT_TEMPLATE, PREFIX_PATTERN, Clients, ProvisionError, load_template, physical_name
 
 # How long a listed message stays hidden while the listing runs; each is made
 # visible again as soon as it is printed.
@@ -154,7 +153,7 @@ def main(argv: list[str]) -> int:
             _, queue_arn = queue_url_and_arn(clients, physical_name(args.prefix, queue_id))
             moved = redrive(clients, dlq_arn, queue_arn)
             print(json.dumps({"moved": moved, "from": dlq_id, "to": queue_id}))
-    except (DlqError, TemplateError, ClientError) as e:
+    except (DlqError, ProvisionError, ClientError) as e:
         print(f"dlq.py: {e}", file=sys.stderr)
         return 1
     except BotoCoreError as e:
