@@ -2,11 +2,13 @@
 //! Every function crate builds on this one.
 
 pub mod adapters;
-pub mod config;
 pub mod consumer;
-pub mod dashboard;
+pub mod cursor;
 pub mod domain;
 pub mod events;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fixtures;
+#[cfg(any(test, feature = "fakes"))]
 pub mod memory;
 pub mod metrics;
 pub mod ports;
@@ -14,5 +16,6 @@ pub mod records;
 pub mod relay;
 pub mod retry;
 pub mod service;
+pub mod settings;
 pub mod telemetry;
 pub mod time;

@@ -1,4 +1,5 @@
-//! In-memory implementations of the ports, for unit tests of handlers and use cases.
+//! In-memory implementations of the ports, for unit tests of handlers and use cases
+//! (the `fakes` feature).
 //! They keep the same rules as the real adapters: conditional writes and an outbox per task.
 
 use std::collections::HashMap;
@@ -9,12 +10,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::domain::{Task, Transition};
+use crate::consumer::{Claim, IdempotencyStore};
+use crate::cursor::Cursor;
+use crate::domain::Task;
 use crate::events::EventEnvelope;
 use crate::ports::{
     BatchReport, EventPublisher, Outbox, PendingEvents, PublishFailure, StoreError, TaskPage,
     TaskStore,
 };
+use crate::records::RecordStore;
+use crate::time;
 
 #[derive(Default)]
 struct Record {
@@ -92,16 +97,17 @@ impl TaskStore for MemoryStore {
             .filter_map(|r| r.task.clone())
             .filter(|t| t.user_id == user_id)
             .collect();
-        tasks.sort_by_key(|t| std::cmp::Reverse((t.created_at, t.id)));
+        let key = |t: &Task| (time::format(&t.created_at), t.id.to_string());
+        tasks.sort_by_key(|t| std::cmp::Reverse(key(t)));
+        // As the index orders them: the cursor is the key of the last task of a page.
         let start = match cursor {
             None => 0,
             Some(cursor) => {
-                let id: Uuid = cursor.parse().map_err(|_| StoreError::InvalidCursor)?;
+                let cursor = Cursor::decode(cursor, user_id)?;
                 tasks
                     .iter()
-                    .position(|t| t.id == id)
-                    .ok_or(StoreError::InvalidCursor)?
-                    + 1
+                    .position(|t| key(t) < (cursor.created_at.clone(), cursor.id.clone()))
+                    .unwrap_or(tasks.len())
             }
         };
         let items: Vec<Task> = tasks
@@ -112,7 +118,7 @@ impl TaskStore for MemoryStore {
         let more = items.len() > limit as usize;
         let items: Vec<Task> = items.into_iter().take(limit as usize).collect();
         let next_cursor = more
-            .then(|| items.last().map(|t| t.id.to_string()))
+            .then(|| items.last().map(|t| Cursor::after(t).encode()))
             .flatten();
         Ok(TaskPage { items, next_cursor })
     }
@@ -120,7 +126,8 @@ impl TaskStore for MemoryStore {
     async fn apply(
         &self,
         previous: &Task,
-        transition: &Transition,
+        next: &Task,
+        event: Option<&EventEnvelope>,
     ) -> Result<PendingEvents, StoreError> {
         let mut records = self.records.lock().unwrap();
         let record = records.get_mut(&previous.id).ok_or(StoreError::Conflict)?;
@@ -128,8 +135,8 @@ impl TaskStore for MemoryStore {
         if stored.version != previous.version || stored.status != previous.status {
             return Err(StoreError::Conflict);
         }
-        record.task = Some(transition.task.clone());
-        record.outbox.extend(transition.event.clone());
+        record.task = Some(next.clone());
+        record.outbox.extend(event.cloned());
         Ok(Self::pending_of(previous.id, record))
     }
 }
@@ -227,13 +234,8 @@ pub struct MemoryIdempotency {
 }
 
 #[async_trait]
-impl crate::consumer::IdempotencyStore for MemoryIdempotency {
-    async fn begin(
-        &self,
-        consumer: &str,
-        event_id: Uuid,
-    ) -> Result<crate::consumer::Claim, StoreError> {
-        use crate::consumer::Claim;
+impl IdempotencyStore for MemoryIdempotency {
+    async fn begin(&self, consumer: &str, event_id: Uuid) -> Result<Claim, StoreError> {
         let mut records = self.records.lock().unwrap();
         Ok(match records.get(&(consumer.to_owned(), event_id)) {
             Some(true) => Claim::AlreadyApplied,
@@ -262,39 +264,6 @@ impl crate::consumer::IdempotencyStore for MemoryIdempotency {
     }
 }
 
-/// Dashboard projections and counters held in memory.
-#[derive(Default)]
-pub struct MemoryDashboard {
-    state: Mutex<(
-        HashMap<Uuid, crate::dashboard::TaskProjection>,
-        HashMap<String, f64>,
-    )>,
-}
-
-#[async_trait]
-impl crate::dashboard::DashboardStore for MemoryDashboard {
-    async fn apply(&self, event: &EventEnvelope) -> Result<bool, StoreError> {
-        let mut state = self.state.lock().unwrap();
-        let (projections, counters) = &mut *state;
-        let Some((next, delta)) =
-            crate::dashboard::project(projections.get(&event.task_id()), event)
-        else {
-            return Ok(false);
-        };
-        for (name, value) in delta.counters {
-            *counters.entry(name).or_default() += value as f64;
-        }
-        *counters.entry("cost_usd_total".into()).or_default() += delta.cost_usd;
-        projections.insert(event.task_id(), next);
-        Ok(true)
-    }
-
-    async fn stats(&self) -> Result<crate::dashboard::DashboardStats, StoreError> {
-        let state = self.state.lock().unwrap();
-        Ok(crate::dashboard::DashboardStats::from_counters(&state.1))
-    }
-}
-
 /// Records held in memory, one per task id.
 pub struct MemoryRecords<T> {
     records: Mutex<HashMap<Uuid, T>>,
@@ -315,7 +284,7 @@ impl<T: Clone> MemoryRecords<T> {
 }
 
 #[async_trait]
-impl<T: Clone + Send + Sync> crate::records::RecordStore<T> for MemoryRecords<T> {
+impl<T: Clone + Send + Sync> RecordStore<T> for MemoryRecords<T> {
     async fn record(&self, task_id: Uuid, record: &T) -> Result<bool, StoreError> {
         let mut records = self.records.lock().unwrap();
         if records.contains_key(&task_id) {

@@ -5,16 +5,15 @@ use std::sync::OnceLock;
 
 use serde_json::json;
 
-use crate::config;
-
 pub const NAMESPACE: &str = "TaskOrchestration";
 
 /// The stack whose alarms watch these metrics: their `Stack` dimension.
 static STACK: OnceLock<Option<String>> = OnceLock::new();
 
-/// Reads `STACK_NAME` once, so that two stacks in one account keep apart metrics.
-pub fn init_from_env() {
-    STACK.get_or_init(|| config::optional("STACK_NAME"));
+/// Names the stack (`STACK_NAME`) once per process, so that two stacks in one account
+/// keep their metrics apart.
+pub fn init(stack: Option<String>) {
+    STACK.get_or_init(|| stack);
 }
 
 /// Counts events that could not be published (they stay in the outbox).
@@ -26,6 +25,18 @@ pub fn publish_failures(count: usize) {
 /// was not published right after its transition.
 pub fn outbox_stale_tasks(count: usize) {
     emit("OutboxStaleTasks", count);
+}
+
+/// Counts messages a consumer moved to its dead-letter queue at once, since no retry
+/// could succeed; dimension `Consumer` beside `Stack`.
+pub fn dead_lettered(consumer: &str) {
+    let stack = STACK.get().and_then(Option::as_deref);
+    let mut line = line("DeadLettered", 1, stack);
+    line["Consumer"] = json!(consumer);
+    if let Some(dimensions) = line["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0].as_array_mut() {
+        dimensions.push(json!("Consumer"));
+    }
+    println!("{line}");
 }
 
 fn line(metric: &str, value: usize, stack: Option<&str>) -> serde_json::Value {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::domain::{Task, Transition};
+use crate::domain::Task;
 use crate::events::EventEnvelope;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,13 +50,14 @@ pub trait TaskStore: Send + Sync {
         cursor: Option<&str>,
     ) -> Result<TaskPage, StoreError>;
 
-    /// Writes `transition` only if the stored task still has the version and status of
-    /// `previous`, appending the transition's event to the outbox in the same write.
+    /// Writes `next` only if the stored task still has the version and status of
+    /// `previous`, appending `event` to the outbox in the same write.
     /// Returns everything pending in the outbox after the write.
     async fn apply(
         &self,
         previous: &Task,
-        transition: &Transition,
+        next: &Task,
+        event: Option<&EventEnvelope>,
     ) -> Result<PendingEvents, StoreError>;
 }
 

@@ -1,5 +1,5 @@
-//! Use cases of the task API: each loads, transitions, stores atomically with its event,
-//! then relays the outbox. Ownership is checked here: another user's task does not exist.
+//! Use cases of the task API: each loads, transitions, wraps the change's payload in its
+//! event envelope, stores both atomically, then relays the outbox. Ownership is checked here: another user's task does not exist.
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::domain::{
     DomainError, ExecutionStrategy, NewTask, Task, TaskComplexity, TaskType, Transition, Usage,
 };
+use crate::events::EventEnvelope;
 use crate::ports::{EventPublisher, Outbox, PendingEvents, StoreError, TaskPage, TaskStore};
 use crate::relay::relay;
 use crate::time;
@@ -120,8 +121,8 @@ impl TaskService {
             },
             time::now(),
         )?;
-        let mut event = event.expect("creation always emits TaskCreated");
-        event.traceparent = caller.traceparent.clone();
+        let data = event.expect("creation always emits TaskCreated");
+        let event = EventEnvelope::emitted(&task, data, caller.traceparent.clone());
         let pending = self.store.create(&task, &event).await?;
         info!(task.id = %task.id, user.id = %task.user_id, "task created");
         self.relay(pending).await;
@@ -163,15 +164,13 @@ impl TaskService {
         command: Command,
     ) -> Result<Task, TaskError> {
         let current = self.get(caller, id).await?;
-        let mut transition = command.apply(&current)?;
-        if let Some(event) = transition.event.as_mut() {
-            event.traceparent = caller.traceparent.clone();
-        }
-        let pending = self.store.apply(&current, &transition).await?;
-        info!(task.id = %id, status = transition.task.status.as_str(),
-            version = transition.task.version, "task transitioned");
+        let Transition { task, event } = command.apply(&current)?;
+        let event =
+            event.map(|data| EventEnvelope::emitted(&task, data, caller.traceparent.clone()));
+        let pending = self.store.apply(&current, &task, event.as_ref()).await?;
+        info!(task.id = %id, status = task.status.as_str(), version = task.version, "task transitioned");
         self.relay(pending).await;
-        Ok(transition.task)
+        Ok(task)
     }
 
     /// The transition is committed with its events; a failure here only delays them

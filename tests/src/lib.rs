@@ -8,31 +8,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, SdkConfig};
-use cicd_monitor::{BuildNotifier, CicdMonitor, WebhookNotifier};
-use dashboard::Dashboard;
+use cicd_monitor::{BuildNotifier, CicdSettings, WebhookNotifier};
+use dashboard::DashboardSettings;
 use dev_server::event_source::EventSourceMapping;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::http::Method;
 use lambda_http::{Body, RequestExt};
-use ml_classifier::Classifier;
-use orchestration::adapters::{
-    clients, DynamoDashboardStore, DynamoIdempotencyStore, DynamoRecordStore, DynamoTaskStore,
-    SnsPublisher, SqsRetryScheduler,
-};
-use orchestration::consumer::{Consumer, EventHandler, RetryBackoff};
-use orchestration::events::EventEnvelope;
-use orchestration::retry::Backoff;
-use orchestration::service::TaskService;
-use outbox_sweeper::{Sweeper, SweeperConfig};
+use ml_classifier::ClassifierSettings;
+use outbox_sweeper::{Sweeper, SweeperConfig, SweeperSettings};
 use serde::Deserialize;
 use serde_json::Value;
-use task_api::Deps;
-
-/// The three consumers, by the logical-id stem of their queues in template.yaml.
-pub const CONSUMERS: [&str; 3] = ["MlClassifier", "Dashboard", "CicdMonitor"];
+use shared::adapters::{clients, DynamoTaskStore, SnsPublisher};
+use shared::consumer::{RetryBackoff, ToolkitSettings};
+use shared::events::EventEnvelope;
+use shared::retry::Backoff;
+use shared::service::TaskService;
+use shared::settings::{Settings, Variables};
+use task_api::{ApiSettings, Deps};
 
 #[derive(Debug, Deserialize)]
 struct Provisioned {
+    /// The functions' variables, resolved to this test's resources.
+    env: HashMap<String, String>,
     resources: HashMap<String, HashMap<String, String>>,
 }
 
@@ -43,6 +40,7 @@ pub struct TestEnv {
     pub table: String,
     pub topic_arn: String,
     resources: HashMap<String, HashMap<String, String>>,
+    variables: HashMap<String, String>,
     pub sqs: aws_sdk_sqs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
 }
@@ -110,6 +108,7 @@ impl TestEnv {
             prefix,
             aws,
             resources,
+            variables: provisioned.env,
         }
     }
 
@@ -142,19 +141,35 @@ impl TestEnv {
         Arc::new(SnsPublisher::new(client, topic_arn, fast()))
     }
 
-    /// The task API's dependencies over this test's resources.
-    pub fn deps(&self) -> Deps {
-        self.deps_with(self.publisher())
+    /// The functions' variables for this test's resources, as Lambda would set them.
+    pub fn variables(&self) -> Variables {
+        Variables::new(self.variables.clone())
     }
 
+    /// What `S` reads from this test's variables.
+    pub fn settings<S: Settings>(&self) -> S {
+        S::from_variables(&self.variables()).expect("the template's variables configure it")
+    }
+
+    /// The task API's settings for this test's resources, retrying quickly.
+    pub fn api_settings(&self) -> ApiSettings {
+        ApiSettings {
+            backoff: fast(),
+            ..self.settings()
+        }
+    }
+
+    /// The task API's dependencies over this test's resources.
+    pub fn deps(&self) -> Deps {
+        self.api_settings().build(&self.aws)
+    }
+
+    /// The same, publishing through `publisher` instead.
     pub fn deps_with(&self, publisher: Arc<SnsPublisher>) -> Deps {
         let store = self.store();
         Deps {
             tasks: TaskService::new(store.clone(), store, publisher),
-            dashboard: Arc::new(DynamoDashboardStore::new(
-                clients::dynamodb(&self.aws),
-                self.name("DashboardTable"),
-            )),
+            ..self.deps()
         }
     }
 
@@ -163,15 +178,17 @@ impl TestEnv {
         self.resources[logical_id]["name"].clone()
     }
 
+    /// The sweeper over this test's resources, taking on every outbox at once.
     pub fn sweeper(&self) -> Sweeper {
-        Sweeper::new(
-            self.store(),
-            self.publisher(),
-            SweeperConfig {
+        SweeperSettings {
+            config: SweeperConfig {
                 min_age: Duration::ZERO,
                 max_tasks: 100,
             },
-        )
+            backoff: fast(),
+            ..self.settings()
+        }
+        .build(&self.aws)
     }
 
     /// Receives from a queue until `expected` messages arrived, then waits `quiet` more to
@@ -266,55 +283,50 @@ impl TestEnv {
         webhook: Option<&str>,
         retry_base: Duration,
     ) -> RunningConsumers {
-        let dynamodb = || clients::dynamodb(&self.aws);
-        let notifier = webhook.map(|url| {
+        let toolkit = |settings: ToolkitSettings| ToolkitSettings {
+            backoff: RetryBackoff {
+                base: retry_base,
+                max: Duration::from_secs(60),
+            },
+            ..settings
+        };
+        let classifier: ClassifierSettings = self.settings();
+        let dashboard: DashboardSettings = self.settings();
+        let cicd: CicdSettings = self.settings();
+        let webhook = webhook.map(|url| {
             Arc::new(
                 WebhookNotifier::new(url, Duration::from_secs(2), fast()).expect("webhook URL"),
             ) as Arc<dyn BuildNotifier>
         });
-        let handlers: Vec<(&str, Arc<dyn EventHandler>)> = vec![
+        let consumers = [
             (
                 "MlClassifier",
-                Arc::new(Classifier::new(
-                    self.store(),
-                    Arc::new(DynamoRecordStore::new(
-                        dynamodb(),
-                        self.name("TrainingExamplesTable"),
-                    )),
-                )),
+                ClassifierSettings {
+                    toolkit: toolkit(classifier.toolkit.clone()),
+                    ..classifier
+                }
+                .build(&self.aws),
             ),
             (
                 "Dashboard",
-                Arc::new(Dashboard::new(Arc::new(DynamoDashboardStore::new(
-                    dynamodb(),
-                    self.name("DashboardTable"),
-                )))),
+                DashboardSettings {
+                    toolkit: toolkit(dashboard.toolkit.clone()),
+                    ..dashboard
+                }
+                .build(&self.aws),
             ),
             (
                 "CicdMonitor",
-                Arc::new(CicdMonitor::new(
-                    Arc::new(DynamoRecordStore::new(
-                        dynamodb(),
-                        self.name("BuildRequestsTable"),
-                    )),
-                    notifier,
-                )),
+                CicdSettings {
+                    toolkit: toolkit(cicd.toolkit.clone()),
+                    webhook,
+                    ..cicd
+                }
+                .build(&self.aws),
             ),
         ];
         let mut pollers = Vec::new();
-        for (queue, handler) in handlers {
-            let consumer = Consumer::new(
-                handler,
-                Arc::new(DynamoIdempotencyStore::new(
-                    dynamodb(),
-                    self.name("ProcessedEventsTable"),
-                )),
-                Arc::new(SqsRetryScheduler::new(clients::sqs(&self.aws))),
-                RetryBackoff {
-                    base: retry_base,
-                    max: Duration::from_secs(60),
-                },
-            );
+        for (queue, consumer) in consumers {
             let mapping = EventSourceMapping::new(&self.aws, &self.queue_url(queue), 10, consumer)
                 .await
                 .expect("event source mapping");

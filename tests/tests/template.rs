@@ -1,12 +1,17 @@
 //! template.yaml and the workspace must agree: one function per function crate, and every
-//! variable a function reads set by the template. One test, since it sets process variables.
+//! variable a function's settings read set by the template for that function.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use integration_tests::{repository, template_functions};
-use orchestration::adapters::clients;
-use orchestration::config::{self, ConfigError};
+use cicd_monitor::CicdSettings;
+use dashboard::DashboardSettings;
+use dev_server::functions::crate_name;
+use ml_classifier::ClassifierSettings;
+use outbox_sweeper::SweeperSettings;
 use serde::Deserialize;
+use shared::settings::{Settings, Variables};
+use task_api::ApiSettings;
+use tests::{repository, template_functions};
 
 #[derive(Debug, Deserialize)]
 struct Function {
@@ -19,31 +24,29 @@ struct Functions {
     functions: BTreeMap<String, Function>,
 }
 
-/// Wires the function built from `crate_name` exactly as its `main` does.
-async fn wire(crate_name: &str) -> Result<(), ConfigError> {
-    let aws = clients::load_config().await;
-    match crate_name {
-        "task-api" => task_api::Deps::from_env(&aws).map(drop),
-        "outbox-sweeper" => outbox_sweeper::Sweeper::from_env(&aws).map(drop),
-        "ml-classifier" => ml_classifier::consumer(&aws).map(drop),
-        "dashboard" => dashboard::consumer(&aws).map(drop),
-        "cicd-monitor" => cicd_monitor::consumer(&aws).map(drop),
-        other => panic!("no wiring known for the function crate {other}; add it here"),
+/// Reads `S` from exactly the template's variables of one function; returns what is wrong.
+fn configure<S: Settings>(env: &BTreeMap<String, String>) -> Vec<String> {
+    let variables = Variables::new(env.clone());
+    let mut problems = Vec::new();
+    if let Err(err) = S::from_variables(&variables) {
+        problems.push(err.to_string());
     }
+    let declared: BTreeSet<&str> = S::variables().into_iter().collect();
+    for name in variables.names_read() {
+        if !declared.contains(name) {
+            problems.push(format!("reads {name} but does not list it"));
+        }
+    }
+    for name in declared {
+        if !env.contains_key(name) {
+            problems.push(format!("reads {name}, which template.yaml does not set"));
+        }
+    }
+    problems
 }
 
-fn crate_of(code_uri: &str) -> String {
-    code_uri
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-#[tokio::test]
-async fn when_the_template_is_read_should_match_the_function_crates_and_set_every_variable_they_read(
-) {
+#[test]
+fn when_the_template_is_read_should_match_the_function_crates_and_set_every_variable_they_read() {
     // Given the template's functions and the workspace's function crates
     let json = template_functions();
     let template: Functions =
@@ -64,7 +67,7 @@ async fn when_the_template_is_read_should_match_the_function_crates_and_set_ever
     let built: BTreeSet<String> = template
         .functions
         .values()
-        .map(|f| crate_of(&f.code_uri))
+        .map(|f| crate_name(&f.code_uri).to_owned())
         .collect();
     assert_eq!(
         built, crates,
@@ -76,35 +79,16 @@ async fn when_the_template_is_read_should_match_the_function_crates_and_set_ever
         "two functions build the same crate"
     );
 
-    // And each function, wired with only its template variables, finds all it reads
-    let every_name: BTreeSet<&String> = template
-        .functions
-        .values()
-        .flat_map(|f| f.env.keys())
-        .collect();
+    // And each function's settings, given only its template variables, find all they read
     for (logical_id, function) in &template.functions {
-        for name in &every_name {
-            std::env::remove_var(name);
-        }
-        for (name, value) in &function.env {
-            std::env::set_var(name, value);
-        }
-        config::forget_names_read();
-
-        let wired = wire(&crate_of(&function.code_uri)).await;
-
-        assert!(wired.is_ok(), "{logical_id}: {}", wired.unwrap_err());
-        let unset: Vec<&str> = config::names_read()
-            .into_iter()
-            .filter(|name| !function.env.contains_key(*name))
-            .collect();
-        assert!(
-            unset.is_empty(),
-            "{logical_id} reads {unset:?}, which template.yaml does not set"
-        );
-        assert!(
-            !config::names_read().is_empty(),
-            "{logical_id} read no configuration at all"
-        );
+        let problems = match crate_name(&function.code_uri) {
+            "task-api" => configure::<ApiSettings>(&function.env),
+            "outbox-sweeper" => configure::<SweeperSettings>(&function.env),
+            "ml-classifier" => configure::<ClassifierSettings>(&function.env),
+            "dashboard" => configure::<DashboardSettings>(&function.env),
+            "cicd-monitor" => configure::<CicdSettings>(&function.env),
+            other => panic!("no settings known for the function crate {other}; add them here"),
+        };
+        assert!(problems.is_empty(), "{logical_id}: {problems:?}");
     }
 }

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use orchestration::consumer::{EventHandler, HandlerError};
-use orchestration::events::{EventEnvelope, TaskEventData};
-use orchestration::records::{BuildRequest, RecordStore};
+use shared::consumer::{ConsumerError, EventHandler, Retry};
+use shared::events::{EventEnvelope, TaskEventData};
+use shared::records::RecordStore;
 use tracing::info;
 
 use crate::webhook::BuildNotifier;
+use crate::BuildRequest;
 
 pub struct CicdMonitor {
     requests: Arc<dyn RecordStore<BuildRequest>>,
@@ -30,7 +31,7 @@ impl EventHandler for CicdMonitor {
         "cicd-monitor"
     }
 
-    async fn handle(&self, event: &EventEnvelope) -> Result<(), HandlerError> {
+    async fn handle(&self, event: &EventEnvelope) -> Result<(), ConsumerError> {
         let TaskEventData::Completed(completed) = &event.data else {
             return Ok(());
         };
@@ -46,8 +47,16 @@ impl EventHandler for CicdMonitor {
         let new = self.requests.record(request.task_id, &request).await?;
         info!(task.id = %request.task_id, new, "build request recorded");
         if let Some(notifier) = &self.notifier {
-            // A failure fails the message, so the post is retried with it.
-            notifier.notify(&request).await.map_err(HandlerError)?;
+            // A failure fails the message, so the post is retried with it (or, when the
+            // webhook refused it, dead-lettered at once).
+            notifier.notify(&request).await.map_err(|err| {
+                let reason = "posting the build request failed";
+                match err.retry() {
+                    Retry::Transient => ConsumerError::transient(reason),
+                    Retry::Permanent => ConsumerError::permanent(reason),
+                }
+                .with_source(err)
+            })?;
             info!(task.id = %request.task_id, "build request posted to the webhook");
         }
         Ok(())
@@ -58,25 +67,26 @@ impl EventHandler for CicdMonitor {
 mod tests {
     use std::sync::Mutex;
 
-    use orchestration::domain::{
-        ExecutionStrategy, NewTask, Task, TaskComplexity, TaskType, Usage,
-    };
-    use orchestration::memory::MemoryRecords;
-    use orchestration::time;
+    use reqwest::StatusCode;
+    use shared::domain::TaskType;
+    use shared::fixtures::Run;
+    use shared::memory::MemoryRecords;
 
     use super::*;
+    use crate::WebhookError;
 
+    /// A webhook that answers `failing` when set.
     #[derive(Default)]
     struct Notifications {
         sent: Mutex<Vec<BuildRequest>>,
-        failing: bool,
+        failing: Option<StatusCode>,
     }
 
     #[async_trait]
     impl BuildNotifier for Notifications {
-        async fn notify(&self, request: &BuildRequest) -> Result<(), String> {
-            if self.failing {
-                return Err("webhook answered 503".into());
+        async fn notify(&self, request: &BuildRequest) -> Result<(), WebhookError> {
+            if let Some(status) = self.failing {
+                return Err(WebhookError::Status(status));
             }
             self.sent.lock().unwrap().push(request.clone());
             Ok(())
@@ -84,25 +94,12 @@ mod tests {
     }
 
     fn completed(task_type: TaskType) -> EventEnvelope {
-        let input = NewTask {
-            user_id: "u".into(),
-            title: "t".into(),
-            description: String::new(),
-        };
-        let task = Task::create(input, time::now()).unwrap().task;
-        let task = task
-            .classify(task_type, TaskComplexity::Simple, time::now())
-            .unwrap()
-            .task;
-        let task = task
-            .start(ExecutionStrategy::SingleShot, time::now())
-            .unwrap()
-            .task;
-        let usage = Usage {
-            tokens_used: 1,
-            cost_usd: 0.0,
-        };
-        task.complete(usage, time::now()).unwrap().event.unwrap()
+        let [_, _, completed] = Run {
+            task_type,
+            ..Run::default()
+        }
+        .events();
+        completed
     }
 
     #[tokio::test]
@@ -133,20 +130,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn when_the_webhook_fails_should_fail_the_event_but_keep_the_record() {
-        let records = Arc::new(MemoryRecords::default());
-        let failing = Arc::new(Notifications {
-            failing: true,
-            ..Notifications::default()
-        });
-        let monitor = CicdMonitor::new(records.clone(), Some(failing));
+    async fn when_the_webhook_fails_should_fail_the_event_as_its_answer_says_but_keep_the_record() {
+        for (status, retry) in [
+            (StatusCode::SERVICE_UNAVAILABLE, Retry::Transient),
+            (StatusCode::UNPROCESSABLE_ENTITY, Retry::Permanent),
+        ] {
+            let records = Arc::new(MemoryRecords::default());
+            let failing = Arc::new(Notifications {
+                failing: Some(status),
+                ..Notifications::default()
+            });
+            let monitor = CicdMonitor::new(records.clone(), Some(failing));
 
-        let result = monitor.handle(&completed(TaskType::Feature)).await;
+            let err = monitor
+                .handle(&completed(TaskType::Feature))
+                .await
+                .unwrap_err();
 
-        assert_eq!(
-            result.unwrap_err(),
-            HandlerError("webhook answered 503".into())
-        );
-        assert_eq!(records.all().len(), 1);
+            assert_eq!(err.retry(), retry, "{status}");
+            assert_eq!(records.all().len(), 1);
+        }
     }
 }

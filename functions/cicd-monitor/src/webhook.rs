@@ -4,14 +4,55 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use orchestration::records::BuildRequest;
-use orchestration::retry::Backoff;
 use reqwest::StatusCode;
+use shared::consumer::{BoxError, Retry};
+use shared::retry::Backoff;
 use tracing::warn;
+
+use crate::BuildRequest;
+
+/// Why a build request did not reach the webhook. No variant carries the URL, which may
+/// hold a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("the webhook cannot be reached")]
+    Unreachable(#[source] reqwest::Error),
+    #[error("the webhook answered {0}")]
+    Status(StatusCode),
+}
+
+impl WebhookError {
+    /// Whether posting again later can succeed: yes for connection failures, timeouts,
+    /// 5xx, 408 and 429; no for any other answer.
+    pub fn retry(&self) -> Retry {
+        match self {
+            WebhookError::Unreachable(_) => Retry::Transient,
+            WebhookError::Status(status)
+                if status.is_server_error()
+                    || *status == StatusCode::TOO_MANY_REQUESTS
+                    || *status == StatusCode::REQUEST_TIMEOUT =>
+            {
+                Retry::Transient
+            }
+            WebhookError::Status(_) => Retry::Permanent,
+        }
+    }
+}
+
+/// Why a webhook URL cannot be used; never repeats the URL.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidWebhook {
+    #[error("not a URL")]
+    NotAUrl(#[source] BoxError),
+    #[error("the scheme must be http or https, not {0}")]
+    Scheme(String),
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
+}
 
 #[async_trait]
 pub trait BuildNotifier: Send + Sync {
-    async fn notify(&self, request: &BuildRequest) -> Result<(), String>;
+    async fn notify(&self, request: &BuildRequest) -> Result<(), WebhookError>;
 }
 
 pub struct WebhookNotifier {
@@ -21,19 +62,15 @@ pub struct WebhookNotifier {
 }
 
 impl WebhookNotifier {
-    pub fn new(url: &str, timeout: Duration, backoff: Backoff) -> Result<Self, String> {
-        let url = reqwest::Url::parse(url)
-            .map_err(|err| format!("CICD_WEBHOOK_URL is not a URL: {err}"))?;
+    pub fn new(url: &str, timeout: Duration, backoff: Backoff) -> Result<Self, InvalidWebhook> {
+        let url = reqwest::Url::parse(url).map_err(|err| InvalidWebhook::NotAUrl(err.into()))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "CICD_WEBHOOK_URL must be http or https, not {}",
-                url.scheme()
-            ));
+            return Err(InvalidWebhook::Scheme(url.scheme().to_owned()));
         }
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .build()
-            .map_err(|err| format!("cannot build the HTTP client: {err}"))?;
+            .map_err(InvalidWebhook::Client)?;
         Ok(WebhookNotifier {
             client,
             url,
@@ -41,7 +78,7 @@ impl WebhookNotifier {
         })
     }
 
-    async fn post_once(&self, request: &BuildRequest) -> Result<(), (String, bool)> {
+    async fn post_once(&self, request: &BuildRequest) -> Result<(), WebhookError> {
         let response = self
             .client
             .post(self.url.clone())
@@ -49,31 +86,29 @@ impl WebhookNotifier {
             .json(request)
             .send()
             .await
-            .map_err(|err| (format!("webhook unreachable: {err}"), true))?;
+            .map_err(|err| WebhookError::Unreachable(err.without_url()))?;
         let status = response.status();
         if status.is_success() {
-            return Ok(());
+            Ok(())
+        } else {
+            Err(WebhookError::Status(status))
         }
-        let retryable = status.is_server_error()
-            || status == StatusCode::TOO_MANY_REQUESTS
-            || status == StatusCode::REQUEST_TIMEOUT;
-        Err((format!("webhook answered {status}"), retryable))
     }
 }
 
 #[async_trait]
 impl BuildNotifier for WebhookNotifier {
-    async fn notify(&self, request: &BuildRequest) -> Result<(), String> {
+    async fn notify(&self, request: &BuildRequest) -> Result<(), WebhookError> {
         let mut attempt = 0;
         loop {
             match self.post_once(request).await {
                 Ok(()) => return Ok(()),
-                Err((reason, true)) if attempt < self.backoff.retries => {
-                    warn!(task.id = %request.task_id, attempt, reason, "webhook call failed; retrying");
+                Err(err) if err.retry() == Retry::Transient && attempt < self.backoff.retries => {
+                    warn!(task.id = %request.task_id, attempt, error = %err, "webhook call failed; retrying");
                     tokio::time::sleep(self.backoff.delay(attempt)).await;
                     attempt += 1;
                 }
-                Err((reason, _)) => return Err(reason),
+                Err(err) => return Err(err),
             }
         }
     }
@@ -87,7 +122,7 @@ mod tests {
     use axum::http::{HeaderMap, StatusCode as AxumStatus};
     use axum::routing::post;
     use axum::Router;
-    use orchestration::domain::TaskType;
+    use shared::domain::TaskType;
 
     use super::*;
 
@@ -145,7 +180,7 @@ mod tests {
         BuildRequest {
             task_id: uuid::Uuid::new_v4(),
             task_type: TaskType::Feature,
-            requested_at: orchestration::time::now(),
+            requested_at: shared::time::now(),
             event_id: uuid::Uuid::new_v4(),
         }
     }
@@ -182,7 +217,11 @@ mod tests {
 
         let err = notifier.notify(&request()).await.unwrap_err();
 
-        assert!(err.contains("500"), "{err}");
+        assert!(
+            matches!(err, WebhookError::Status(StatusCode::INTERNAL_SERVER_ERROR)),
+            "{err}"
+        );
+        assert_eq!(err.retry(), Retry::Transient);
         assert_eq!(hook.calls.load(Ordering::SeqCst), 4);
     }
 
@@ -191,13 +230,19 @@ mod tests {
         let hook = hook(usize::MAX, AxumStatus::BAD_REQUEST).await;
         let notifier = WebhookNotifier::new(&hook.url, Duration::from_secs(2), fast()).unwrap();
 
-        assert!(notifier.notify(&request()).await.is_err());
+        let err = notifier.notify(&request()).await.unwrap_err();
+
+        assert_eq!(err.retry(), Retry::Permanent);
         assert_eq!(hook.calls.load(Ordering::SeqCst), 1);
     }
 
     #[test]
     fn when_the_url_is_not_http_should_refuse_it() {
-        assert!(WebhookNotifier::new("ftp://example.com", Duration::from_secs(1), fast()).is_err());
-        assert!(WebhookNotifier::new("not a url", Duration::from_secs(1), fast()).is_err());
+        for url in ["ftp://example.com", "not a url"] {
+            let err = WebhookNotifier::new(url, Duration::from_secs(1), fast())
+                .err()
+                .expect("refused");
+            assert!(!err.to_string().contains(url), "{err}");
+        }
     }
 }

@@ -1,9 +1,12 @@
-use orchestration::adapters::clients;
-use orchestration::{consumer, telemetry};
+use dashboard::DashboardSettings;
+use shared::adapters::clients;
+use shared::settings::{Settings, Variables};
+use shared::{consumer, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
+    let settings = DashboardSettings::from_variables(&Variables::from_env())?;
     let aws = clients::load_config().await;
-    consumer::run_lambda(dashboard::consumer(&aws)?).await
+    consumer::run_lambda(settings.build(&aws)).await
 }

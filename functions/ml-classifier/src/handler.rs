@@ -3,15 +3,16 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use orchestration::consumer::{EventHandler, HandlerError};
-use orchestration::domain::{TaskStatus, Transition};
-use orchestration::events::{EventEnvelope, TaskEventData};
-use orchestration::ports::{StoreError, TaskStore};
-use orchestration::records::{RecordStore, TrainingExample};
-use orchestration::time;
+use shared::consumer::{ConsumerError, EventHandler};
+use shared::domain::TaskStatus;
+use shared::events::{EventEnvelope, TaskEventData};
+use shared::ports::{StoreError, TaskStore};
+use shared::records::RecordStore;
+use shared::time;
 use tracing::info;
 use uuid::Uuid;
 
+use crate::example::TrainingExample;
 use crate::rules;
 
 /// How often a classification is retried against concurrent changes of the task.
@@ -29,10 +30,10 @@ impl Classifier {
 
     /// Classifies the task if it is still pending and unclassified; never overwrites a
     /// classification its owner made.
-    async fn classify(&self, task_id: Uuid) -> Result<(), HandlerError> {
+    async fn classify(&self, task_id: Uuid) -> Result<(), ConsumerError> {
         for _ in 0..MAX_ATTEMPTS {
             let Some(task) = self.tasks.get(task_id).await? else {
-                return Err(HandlerError(format!(
+                return Err(ConsumerError::transient(format!(
                     "task {task_id} is not in the table yet"
                 )));
             };
@@ -41,10 +42,13 @@ impl Classifier {
                 return Ok(());
             }
             let (task_type, complexity) = rules::classify(&task.title, &task.description);
-            let transition: Transition = task
+            let next = task
                 .classify(task_type, complexity, time::now())
-                .map_err(|err| HandlerError(err.to_string()))?;
-            match self.tasks.apply(&task, &transition).await {
+                .map_err(|err| {
+                    ConsumerError::permanent("the task cannot be classified").with_source(err)
+                })?
+                .task;
+            match self.tasks.apply(&task, &next, None).await {
                 Ok(_) => {
                     info!(task.id = %task_id, ?task_type, ?complexity, "task classified");
                     return Ok(());
@@ -54,12 +58,12 @@ impl Classifier {
                 Err(err) => return Err(err.into()),
             }
         }
-        Err(HandlerError(format!(
+        Err(ConsumerError::transient(format!(
             "task {task_id} kept changing while classifying"
         )))
     }
 
-    async fn record(&self, event: &EventEnvelope) -> Result<(), HandlerError> {
+    async fn record(&self, event: &EventEnvelope) -> Result<(), ConsumerError> {
         let example = match &event.data {
             TaskEventData::Completed(d) => TrainingExample {
                 task_id: d.task_id,
@@ -99,7 +103,7 @@ impl EventHandler for Classifier {
         "ml-classifier"
     }
 
-    async fn handle(&self, event: &EventEnvelope) -> Result<(), HandlerError> {
+    async fn handle(&self, event: &EventEnvelope) -> Result<(), ConsumerError> {
         match &event.data {
             TaskEventData::Created(created) => self.classify(created.task_id).await,
             TaskEventData::Completed(_) | TaskEventData::Failed(_) => self.record(event).await,
@@ -110,10 +114,10 @@ impl EventHandler for Classifier {
 
 #[cfg(test)]
 mod tests {
-    use orchestration::domain::{
-        ExecutionStrategy, NewTask, Task, TaskComplexity, TaskType, Usage,
-    };
-    use orchestration::memory::{MemoryRecords, MemoryStore};
+    use shared::consumer::Retry;
+    use shared::domain::{ExecutionStrategy, NewTask, Task, TaskComplexity, TaskType, Usage};
+    use shared::fixtures::{self, Run};
+    use shared::memory::{MemoryRecords, MemoryStore};
 
     use super::*;
 
@@ -140,7 +144,7 @@ mod tests {
             description: "It crashes".into(),
         };
         let created = Task::create(input, time::now()).unwrap();
-        let event = created.event.unwrap();
+        let event = fixtures::envelope(&created);
         f.tasks.create(&created.task, &event).await.unwrap();
         (created.task, event)
     }
@@ -164,8 +168,9 @@ mod tests {
         let (task, created) = stored(&f, "Fix the login bug").await;
         let owners = task
             .classify(TaskType::Documentation, TaskComplexity::Epic, time::now())
-            .unwrap();
-        f.tasks.apply(&task, &owners).await.unwrap();
+            .unwrap()
+            .task;
+        f.tasks.apply(&task, &owners, None).await.unwrap();
 
         f.classifier.handle(&created).await.unwrap();
 
@@ -177,32 +182,25 @@ mod tests {
     #[tokio::test]
     async fn when_the_task_is_missing_should_fail_so_the_message_is_retried() {
         let f = fixture();
-        let input = NewTask {
-            user_id: "u".into(),
-            title: "t".into(),
-            description: String::new(),
-        };
-        let event = Task::create(input, time::now()).unwrap().event.unwrap();
-        assert!(f.classifier.handle(&event).await.is_err());
+        let (_, event) = fixtures::created("t");
+
+        let err = f.classifier.handle(&event).await.unwrap_err();
+
+        assert_eq!(err.retry(), Retry::Transient);
     }
 
     #[tokio::test]
     async fn when_a_task_finishes_should_record_one_training_example() {
         let f = fixture();
-        let (task, _) = stored(&f, "Add search").await;
-        let classified = task
-            .classify(TaskType::Feature, TaskComplexity::Medium, time::now())
-            .unwrap()
-            .task;
-        let started = classified
-            .start(ExecutionStrategy::Iterative, time::now())
-            .unwrap()
-            .task;
-        let usage = Usage {
-            tokens_used: 900,
-            cost_usd: 0.3,
-        };
-        let completed = started.complete(usage, time::now()).unwrap().event.unwrap();
+        let [_, _, completed] = Run {
+            strategy: ExecutionStrategy::Iterative,
+            usage: Usage {
+                tokens_used: 900,
+                cost_usd: 0.3,
+            },
+            ..Run::default()
+        }
+        .events();
 
         f.classifier.handle(&completed).await.unwrap();
         f.classifier.handle(&completed).await.unwrap();

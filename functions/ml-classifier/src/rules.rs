@@ -9,7 +9,7 @@
 //! "architecture", ...) raises it one step, a smallness keyword ("typo", "minor", ...)
 //! lowers it one step, within `Simple`..`Epic`.
 
-use orchestration::domain::{TaskComplexity, TaskType};
+use shared::domain::{TaskComplexity, TaskType};
 
 /// Keywords of each type, in tie-breaking order. Matched against whole lowercase words.
 pub const TYPE_KEYWORDS: [(TaskType, &[&str]); 6] = [
@@ -249,14 +249,5 @@ mod tests {
     fn when_scores_tie_should_prefer_the_earlier_type() {
         // "fix" (BugFix) and "docs" (Documentation) both score 2 in the title.
         assert_eq!(classify("fix docs", "").0, BugFix);
-    }
-
-    #[test]
-    fn when_classifying_twice_should_give_the_same_answer() {
-        let first = classify("Add export to CSV", "Support exporting reports");
-        assert_eq!(
-            classify("Add export to CSV", "Support exporting reports"),
-            first
-        );
     }
 }

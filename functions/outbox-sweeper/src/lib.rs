@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use orchestration::adapters::{clients, DynamoTaskStore, SnsPublisher};
-use orchestration::ports::{EventPublisher, Outbox, StoreError};
-use orchestration::relay::{sweep, SweepReport};
-use orchestration::retry::Backoff;
-use orchestration::{config, time};
+use shared::adapters::{clients, DynamoTaskStore, SnsPublisher};
+use shared::ports::{EventPublisher, Outbox, StoreError};
+use shared::relay::{sweep, SweepReport};
+use shared::retry::Backoff;
+use shared::settings::{ConfigError, Settings, Variables, STACK_NAME};
+use shared::time;
 
 /// Default age an outbox must reach before the sweeper takes it over.
 pub const DEFAULT_MIN_AGE_SECS: u64 = 30;
@@ -19,22 +20,77 @@ pub const DEFAULT_MAX_TASKS: usize = 500;
 /// when the last task's publish takes its full SDK timeout.
 pub const RUN_BUDGET: Duration = Duration::from_secs(12);
 
+const TASKS_TABLE: &str = "TASKS_TABLE";
+const EVENTS_TOPIC_ARN: &str = "EVENTS_TOPIC_ARN";
+const OUTBOX_MIN_AGE_SECS: &str = "OUTBOX_MIN_AGE_SECS";
+const OUTBOX_MAX_TASKS: &str = "OUTBOX_MAX_TASKS";
+
+/// What one run takes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweeperConfig {
     pub min_age: Duration,
     pub max_tasks: usize,
 }
 
-impl SweeperConfig {
-    /// From `OUTBOX_MIN_AGE_SECS` and `OUTBOX_MAX_TASKS`.
-    pub fn from_env() -> Result<Self, config::ConfigError> {
-        Ok(SweeperConfig {
-            min_age: Duration::from_secs(config::parsed_or(
-                "OUTBOX_MIN_AGE_SECS",
-                DEFAULT_MIN_AGE_SECS,
-            )?),
-            max_tasks: config::parsed_or("OUTBOX_MAX_TASKS", DEFAULT_MAX_TASKS)?,
+/// The sweeper's settings: `TASKS_TABLE`, `EVENTS_TOPIC_ARN`, `OUTBOX_MIN_AGE_SECS`
+/// (default 30) and `OUTBOX_MAX_TASKS` (default 500, at least 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweeperSettings {
+    pub tasks_table: String,
+    pub topic_arn: String,
+    pub config: SweeperConfig,
+    /// Retries of publishing; not a variable.
+    pub backoff: Backoff,
+    pub stack: Option<String>,
+}
+
+impl Settings for SweeperSettings {
+    fn variables() -> Vec<&'static str> {
+        vec![
+            TASKS_TABLE,
+            EVENTS_TOPIC_ARN,
+            OUTBOX_MIN_AGE_SECS,
+            OUTBOX_MAX_TASKS,
+            STACK_NAME,
+        ]
+    }
+
+    fn from_variables(variables: &Variables) -> Result<Self, ConfigError> {
+        let max_tasks = variables.parsed_or(OUTBOX_MAX_TASKS, DEFAULT_MAX_TASKS)?;
+        if max_tasks == 0 {
+            return Err(ConfigError::invalid(OUTBOX_MAX_TASKS, "must be at least 1"));
+        }
+        Ok(SweeperSettings {
+            tasks_table: variables.required(TASKS_TABLE)?,
+            topic_arn: variables.required(EVENTS_TOPIC_ARN)?,
+            config: SweeperConfig {
+                min_age: Duration::from_secs(
+                    variables.parsed_or(OUTBOX_MIN_AGE_SECS, DEFAULT_MIN_AGE_SECS)?,
+                ),
+                max_tasks,
+            },
+            backoff: Backoff::default(),
+            stack: variables.optional(STACK_NAME),
         })
+    }
+}
+
+impl SweeperSettings {
+    /// The sweeper over AWS.
+    pub fn build(&self, aws: &SdkConfig) -> Sweeper {
+        shared::metrics::init(self.stack.clone());
+        Sweeper::new(
+            Arc::new(DynamoTaskStore::new(
+                clients::dynamodb(aws),
+                &self.tasks_table,
+            )),
+            Arc::new(SnsPublisher::new(
+                clients::sns(aws, &self.backoff),
+                &self.topic_arn,
+                self.backoff,
+            )),
+            self.config,
+        )
     }
 }
 
@@ -58,23 +114,6 @@ impl Sweeper {
         }
     }
 
-    /// Wires the sweeper over AWS from `TASKS_TABLE`, `EVENTS_TOPIC_ARN` and `SweeperConfig`'s variables.
-    pub fn from_env(aws: &SdkConfig) -> Result<Self, config::ConfigError> {
-        let table = config::required("TASKS_TABLE")?;
-        let topic_arn = config::required("EVENTS_TOPIC_ARN")?;
-        orchestration::metrics::init_from_env();
-        let backoff = Backoff::default();
-        Ok(Sweeper::new(
-            Arc::new(DynamoTaskStore::new(clients::dynamodb(aws), table)),
-            Arc::new(SnsPublisher::new(
-                clients::sns(aws, &backoff),
-                topic_arn,
-                backoff,
-            )),
-            SweeperConfig::from_env()?,
-        ))
-    }
-
     /// One pass over every outbox older than the configured age.
     pub async fn run_once(&self) -> Result<SweepReport, StoreError> {
         let age = chrono::Duration::from_std(self.config.min_age).unwrap_or(chrono::Duration::MAX);
@@ -94,8 +133,8 @@ impl Sweeper {
 
 #[cfg(test)]
 mod tests {
-    use orchestration::memory::{MemoryStore, RecordingPublisher};
-    use orchestration::service::{Caller, TaskService};
+    use shared::memory::{MemoryStore, RecordingPublisher};
+    use shared::service::{Caller, TaskService};
     use uuid::Uuid;
 
     use super::*;
@@ -146,6 +185,19 @@ mod tests {
         assert_eq!(second.published, 0);
         assert_eq!(publisher.published().len(), 1);
         assert!(store.outbox(task_id).is_empty());
+    }
+
+    #[test]
+    fn when_no_task_may_be_taken_on_should_refuse_to_start_naming_the_variable() {
+        let variables = Variables::new([
+            (TASKS_TABLE, "t"),
+            (EVENTS_TOPIC_ARN, "arn"),
+            (OUTBOX_MAX_TASKS, "0"),
+        ]);
+
+        let err = SweeperSettings::from_variables(&variables).unwrap_err();
+
+        assert!(err.to_string().contains(OUTBOX_MAX_TASKS), "{err}");
     }
 
     #[tokio::test]

@@ -1,14 +1,16 @@
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use orchestration::adapters::clients;
-use orchestration::telemetry;
-use outbox_sweeper::Sweeper;
+use outbox_sweeper::SweeperSettings;
 use serde_json::{json, Value};
+use shared::adapters::clients;
+use shared::settings::{Settings, Variables};
+use shared::telemetry;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
+    let settings = SweeperSettings::from_variables(&Variables::from_env())?;
     let aws = clients::load_config().await;
-    let sweeper = Sweeper::from_env(&aws)?;
+    let sweeper = settings.build(&aws);
 
     lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
         let sweeper = &sweeper;

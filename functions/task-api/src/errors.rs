@@ -1,8 +1,8 @@
 //! The one mapping from failures to HTTP error responses: `{"error", "message", "field"?}`.
 
 use lambda_http::http::{Method, StatusCode};
-use orchestration::domain::DomainError;
-use orchestration::service::TaskError;
+use shared::domain::DomainError;
+use shared::service::TaskError;
 use tracing::error;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -125,8 +125,8 @@ impl From<TaskError> for ApiError {
 
 #[cfg(test)]
 mod tests {
-    use orchestration::domain::{Action, TaskStatus};
-    use orchestration::ports::StoreError;
+    use shared::domain::{Action, TaskStatus};
+    use shared::ports::StoreError;
 
     use super::*;
 

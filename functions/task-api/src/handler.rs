@@ -2,18 +2,14 @@
 
 use std::sync::Arc;
 
-use aws_config::SdkConfig;
+use dashboard::DashboardStore;
 use lambda_http::http::header::LOCATION;
 use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use orchestration::adapters::{clients, DynamoDashboardStore, DynamoTaskStore, SnsPublisher};
-use orchestration::config::{self, ConfigError};
-use orchestration::dashboard::DashboardStore;
-use orchestration::events::traceparent;
-use orchestration::retry::Backoff;
-use orchestration::service::{Caller, TaskError, TaskService};
 use serde_json::json;
+use shared::events::traceparent;
+use shared::service::{Caller, TaskError, TaskService};
 
 use crate::errors::ApiError;
 use crate::requests::{self, CreateTask};
@@ -25,30 +21,6 @@ use crate::routes::{route, Route};
 pub struct Deps {
     pub tasks: TaskService,
     pub dashboard: Arc<dyn DashboardStore>,
-}
-
-impl Deps {
-    /// Wires the handler over AWS from `TASKS_TABLE`, `EVENTS_TOPIC_ARN` and `DASHBOARD_TABLE`.
-    pub fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
-        let table = config::required("TASKS_TABLE")?;
-        let topic_arn = config::required("EVENTS_TOPIC_ARN")?;
-        let dashboard_table = config::required("DASHBOARD_TABLE")?;
-        orchestration::metrics::init_from_env();
-        let backoff = Backoff::default();
-        let store = Arc::new(DynamoTaskStore::new(clients::dynamodb(aws), table));
-        let publisher = Arc::new(SnsPublisher::new(
-            clients::sns(aws, &backoff),
-            topic_arn,
-            backoff,
-        ));
-        Ok(Deps {
-            tasks: TaskService::new(store.clone(), store, publisher),
-            dashboard: Arc::new(DynamoDashboardStore::new(
-                clients::dynamodb(aws),
-                dashboard_table,
-            )),
-        })
-    }
 }
 
 /// Serves one request for the caller `user_id` (the verified identity, if any).
@@ -141,40 +113,65 @@ fn caller(user_id: Option<&str>, request: &Request) -> Result<Caller, ApiError> 
 
 #[cfg(test)]
 mod tests {
-    use lambda_http::http::Method;
-    use orchestration::memory::{MemoryDashboard, MemoryStore, RecordingPublisher};
-    use serde_json::Value;
+    use dashboard::memory::MemoryDashboard;
+    use lambda_http::aws_lambda_events::query_map::QueryMap;
+    use lambda_http::http::{HeaderMap, Method};
+    use serde_json::{json, Value};
+    use shared::fixtures;
+    use shared::memory::{MemoryStore, RecordingPublisher};
 
     use super::*;
+    use crate::identity;
 
     struct Fixture {
         deps: Deps,
         store: Arc<MemoryStore>,
         publisher: Arc<RecordingPublisher>,
+        dashboard: Arc<MemoryDashboard>,
     }
 
     fn fixture() -> Fixture {
         let store = Arc::new(MemoryStore::new());
         let publisher = Arc::new(RecordingPublisher::new());
+        let dashboard = Arc::new(MemoryDashboard::default());
         let deps = Deps {
             tasks: TaskService::new(store.clone(), store.clone(), publisher.clone()),
-            dashboard: Arc::new(MemoryDashboard::default()),
+            dashboard: dashboard.clone(),
         };
         Fixture {
             deps,
             store,
             publisher,
+            dashboard,
         }
     }
 
-    fn request(method: Method, path: &str, body: &str) -> Request {
+    /// A request as the local server passes it on: the query string parsed.
+    fn request(method: Method, path_and_query: &str, body: &str) -> Request {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
         let mut builder = lambda_http::http::Request::builder()
             .method(method)
             .uri(path);
         if !body.is_empty() {
             builder = builder.header("content-type", "application/json");
         }
-        builder.body(Body::from(body)).unwrap()
+        let query: QueryMap = query.parse().unwrap();
+        builder
+            .body(Body::from(body))
+            .unwrap()
+            .with_query_string_parameters(query)
+    }
+
+    /// The status, headers and JSON body of a response.
+    fn decode(response: Response<Body>) -> (u16, HeaderMap, Value) {
+        let status = response.status().as_u16();
+        let body = match response.body() {
+            Body::Text(text) => serde_json::from_str(text).unwrap(),
+            other => panic!("unexpected body {other:?}"),
+        };
+        (status, response.headers().clone(), body)
     }
 
     async fn call(
@@ -184,12 +181,7 @@ mod tests {
         path: &str,
         body: &str,
     ) -> (u16, Value) {
-        let response = handle(&f.deps, user, request(method, path, body)).await;
-        let status = response.status().as_u16();
-        let body = match response.body() {
-            Body::Text(text) => serde_json::from_str(text).unwrap(),
-            other => panic!("unexpected body {other:?}"),
-        };
+        let (status, _, body) = decode(handle(&f.deps, user, request(method, path, body)).await);
         (status, body)
     }
 
@@ -209,26 +201,17 @@ mod tests {
     #[tokio::test]
     async fn when_task_is_created_should_answer_201_with_location_and_publish() {
         let f = fixture();
-        let response = handle(
-            &f.deps,
-            Some("alice"),
-            request(
-                Method::POST,
-                "/tasks",
-                r#"{"title":"Fix bug","description":"details"}"#,
-            ),
-        )
-        .await;
-        assert_eq!(response.status(), 201);
-        let body: Value = match response.body() {
-            Body::Text(text) => serde_json::from_str(text).unwrap(),
-            other => panic!("{other:?}"),
-        };
-        let id = body["id"].as_str().unwrap();
-        assert_eq!(
-            response.headers()["location"],
-            format!("/tasks/{id}").as_str()
+        let request = request(
+            Method::POST,
+            "/tasks",
+            r#"{"title":"Fix bug","description":"details"}"#,
         );
+
+        let (status, headers, body) = decode(handle(&f.deps, Some("alice"), request).await);
+
+        assert_eq!(status, 201);
+        let id = body["id"].as_str().unwrap();
+        assert_eq!(headers["location"], format!("/tasks/{id}").as_str());
         assert_eq!(body["status"], "Pending");
         assert_eq!(body["version"], 1);
         for field in [
@@ -264,14 +247,8 @@ mod tests {
             ),
         ];
         for (action, body, status) in steps {
-            let (code, task) = call(
-                &f,
-                Some("alice"),
-                Method::POST,
-                &format!("/tasks/{id}/{action}"),
-                body,
-            )
-            .await;
+            let path = format!("/tasks/{id}/{action}");
+            let (code, task) = call(&f, Some("alice"), Method::POST, &path, body).await;
             assert_eq!(code, 200, "{action}: {task}");
             assert_eq!(task["status"], status);
         }
@@ -330,143 +307,234 @@ mod tests {
     }
 
     /// Caller, method, path, body, expected status and the field the error should name.
-    type Case = (
-        Option<&'static str>,
+    type Case<'a> = (
+        Option<&'a str>,
         Method,
-        String,
-        String,
+        &'a str,
+        &'a str,
         u16,
-        Option<&'static str>,
+        Option<&'a str>,
     );
 
     #[tokio::test]
     async fn when_input_is_bad_should_answer_4xx_naming_the_problem_and_write_nothing() {
+        // Given one task of alice's
         let f = fixture();
         let id = created(&f).await;
+        let classify = format!("/tasks/{id}/classify");
+        let start = format!("/tasks/{id}/start");
+        let complete = format!("/tasks/{id}/complete");
+        let fail = format!("/tasks/{id}/fail");
+        let long_description = format!(r#"{{"title":"t","description":"{}"}}"#, "d".repeat(10_001));
         let big = format!(
             r#"{{"title":"t","description":"{}"}}"#,
-            "x".repeat(MAX_BODY)
+            "x".repeat(crate::requests::MAX_BODY_BYTES)
         );
+        let long_title = format!(r#"{{"title":"{}","description":"d"}}"#, "t".repeat(201));
         let cases: Vec<Case> = vec![
             (
                 Some("alice"),
                 Method::POST,
-                "/tasks".into(),
-                "{not json".into(),
+                "/tasks",
+                "{not json",
                 400,
                 None,
             ),
+            (Some("alice"), Method::POST, "/tasks", "", 400, None),
             (
                 Some("alice"),
                 Method::POST,
-                "/tasks".into(),
-                "".into(),
-                400,
-                None,
-            ),
-            (
-                Some("alice"),
-                Method::POST,
-                "/tasks".into(),
-                r#"{"title":5,"description":"d"}"#.into(),
+                "/tasks",
+                r#"{"title":5,"description":"d"}"#,
                 400,
                 Some("title"),
             ),
             (
                 Some("alice"),
                 Method::POST,
-                "/tasks".into(),
-                r#"{"description":"d"}"#.into(),
+                "/tasks",
+                r#"{"description":"d"}"#,
                 400,
                 Some("title"),
             ),
             (
                 Some("alice"),
                 Method::POST,
-                "/tasks".into(),
-                r#"{"title":"t","description":"d","owner":"x"}"#.into(),
+                "/tasks",
+                r#"{"title":"t","description":"d","owner":"x"}"#,
                 400,
                 Some("owner"),
             ),
             (
                 Some("alice"),
                 Method::POST,
-                "/tasks".into(),
-                r#"{"title":"","description":"d"}"#.into(),
+                "/tasks",
+                r#"{"title":"","description":"d"}"#,
                 400,
                 Some("title"),
             ),
             (
                 Some("alice"),
                 Method::POST,
-                "/tasks".into(),
-                format!(r#"{{"title":"{}","description":"d"}}"#, "t".repeat(201)),
+                "/tasks",
+                &long_title,
                 400,
                 Some("title"),
             ),
-            (Some("alice"), Method::POST, "/tasks".into(), big, 413, None),
+            (Some("alice"), Method::POST, "/tasks", &big, 413, None),
             (
                 None,
                 Method::POST,
-                "/tasks".into(),
-                r#"{"title":"t","description":"d"}"#.into(),
+                "/tasks",
+                r#"{"title":"t","description":"d"}"#,
                 401,
                 None,
             ),
             (
                 Some("alice"),
                 Method::GET,
-                "/tasks/not-a-uuid".into(),
-                "".into(),
+                "/tasks/not-a-uuid",
+                "",
                 400,
                 Some("id"),
             ),
             (
                 Some("alice"),
                 Method::POST,
-                format!("/tasks/{id}/classify"),
-                r#"{"task_type":"Poetry","complexity":"Simple"}"#.into(),
+                &classify,
+                r#"{"task_type":"Poetry","complexity":"Simple"}"#,
                 400,
                 Some("task_type"),
             ),
             (
                 Some("alice"),
                 Method::POST,
-                format!("/tasks/{id}/classify"),
-                r#"{"task_type":"BugFix"}"#.into(),
+                &classify,
+                r#"{"task_type":"BugFix"}"#,
                 400,
                 Some("complexity"),
             ),
             (
                 Some("alice"),
                 Method::GET,
-                "/tasks?limit=0".into(),
-                "".into(),
+                "/tasks?limit=0",
+                "",
                 400,
                 Some("limit"),
             ),
             (
                 Some("alice"),
                 Method::GET,
-                "/tasks?limit=abc".into(),
-                "".into(),
+                "/tasks?limit=abc",
+                "",
+                400,
+                Some("limit"),
+            ),
+            (
+                Some("alice"),
+                Method::GET,
+                "/tasks?cursor=7b7d",
+                "",
+                400,
+                Some("cursor"),
+            ),
+            (Some("alice"), Method::POST, "/tasks", "[1,2]", 400, None),
+            (
+                Some("alice"),
+                Method::POST,
+                "/tasks",
+                r#"{"title":"t"}"#,
+                400,
+                Some("description"),
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                "/tasks",
+                r#"{"title":"   ","description":"d"}"#,
+                400,
+                Some("title"),
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                "/tasks",
+                &long_description,
+                400,
+                Some("description"),
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                "/tasks",
+                r#"{"title":"t","description":"d","status":"Completed"}"#,
+                400,
+                Some("status"),
+            ),
+            (Some(" "), Method::GET, "/tasks", "", 401, None),
+            (
+                Some("alice"),
+                Method::POST,
+                "/tasks/123/start",
+                r#"{"strategy":"SingleShot"}"#,
+                400,
+                Some("id"),
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                &classify,
+                r#"{"task_type":"BugFix","complexity":"Huge"}"#,
+                400,
+                Some("complexity"),
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                &start,
+                r#"{"strategy":7}"#,
+                400,
+                Some("strategy"),
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                &complete,
+                r#"{"tokens_used":-5,"cost_usd":1}"#,
+                400,
+                Some("tokens_used"),
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                &complete,
+                r#"{"tokens_used":5,"cost_usd":-1}"#,
+                400,
+                Some("cost_usd"),
+            ),
+            (
+                Some("alice"),
+                Method::POST,
+                &fail,
+                r#"{"tokens_used":5}"#,
+                400,
+                Some("error_message"),
+            ),
+            (
+                Some("alice"),
+                Method::GET,
+                "/tasks?limit=1000",
+                "",
                 400,
                 Some("limit"),
             ),
         ];
+
         for (user, method, path, body, status, field) in cases {
-            let mut req = request(method.clone(), &path, &body);
-            if let Some(query) = path.split_once('?').map(|(_, q)| q) {
-                let map: lambda_http::aws_lambda_events::query_map::QueryMap =
-                    query.parse().unwrap();
-                req = req.with_query_string_parameters(map);
-            }
-            let response = handle(&f.deps, user, req).await;
-            let code = response.status().as_u16();
-            let json: Value = match response.body() {
-                Body::Text(text) => serde_json::from_str(text).unwrap(),
-                other => panic!("{other:?}"),
-            };
+            // When each bad request arrives
+            let (code, json) = call(&f, user, method.clone(), path, body).await;
+
+            // Then it is refused with a JSON error naming the field at fault
             assert_eq!(code, status, "{method} {path} {body:.80}: {json}");
             assert!(
                 json["error"].is_string() && json["message"].is_string(),
@@ -474,11 +542,15 @@ mod tests {
             );
             assert_eq!(json["field"].as_str(), field, "{method} {path}: {json}");
         }
+        // And nothing was written or published
         assert_eq!(f.store.task_count(), 1);
         assert_eq!(f.publisher.published().len(), 1);
+        let (_, task) = call(&f, Some("alice"), Method::GET, &format!("/tasks/{id}"), "").await;
+        assert_eq!(
+            (task["version"].as_u64(), task["status"].as_str()),
+            (Some(1), Some("Pending"))
+        );
     }
-
-    const MAX_BODY: usize = crate::requests::MAX_BODY_BYTES;
 
     #[tokio::test]
     async fn when_publishing_fails_should_still_commit_and_keep_the_event() {
@@ -491,89 +563,83 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn when_listing_should_page_newest_first() {
+    async fn when_listing_should_page_newest_first_and_resume_from_the_cursor() {
+        // Given five tasks of alice's and one of bob's
         let f = fixture();
         let mut ids = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..5 {
             ids.push(created(&f).await);
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
-        let mut req = request(Method::GET, "/tasks", "");
-        let map: lambda_http::aws_lambda_events::query_map::QueryMap = "limit=2".parse().unwrap();
-        req = req.with_query_string_parameters(map);
-        let response = handle(&f.deps, Some("alice"), req).await;
-        let page: Value = match response.body() {
-            Body::Text(text) => serde_json::from_str(text).unwrap(),
-            other => panic!("{other:?}"),
-        };
-        let listed: Vec<_> = page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["id"].as_str().unwrap().to_owned())
-            .collect();
-        assert_eq!(listed, [ids[2].clone(), ids[1].clone()]);
-        assert!(page["next_cursor"].is_string());
+        call(
+            &f,
+            Some("bob"),
+            Method::POST,
+            "/tasks",
+            r#"{"title":"b","description":""}"#,
+        )
+        .await;
+
+        // When alice pages through them two at a time
+        let mut listed = Vec::new();
+        let mut path = "/tasks?limit=2".to_owned();
+        for _ in 0..5 {
+            let (status, page) = call(&f, Some("alice"), Method::GET, &path, "").await;
+            assert_eq!(status, 200, "{page}");
+            listed.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["id"].as_str().unwrap().to_owned()),
+            );
+            match page["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/tasks?limit=2&cursor={cursor}"),
+                None => break,
+            }
+        }
+
+        // Then she sees each of hers once, newest first
+        ids.reverse();
+        assert_eq!(listed, ids);
     }
-}
 
-#[cfg(test)]
-mod stats_tests {
-    use lambda_http::http::Method;
-    use orchestration::domain::{NewTask, Task};
-    use orchestration::memory::{MemoryDashboard, MemoryStore, RecordingPublisher};
+    #[tokio::test]
+    async fn when_another_user_presents_a_cursor_should_answer_400() {
+        let f = fixture();
+        for _ in 0..2 {
+            created(&f).await;
+        }
+        let (_, page) = call(&f, Some("alice"), Method::GET, "/tasks?limit=1", "").await;
+        let cursor = page["next_cursor"].as_str().unwrap();
 
-    use super::*;
+        let path = format!("/tasks?cursor={cursor}");
+        let (status, body) = call(&f, Some("mallory"), Method::GET, &path, "").await;
+
+        assert_eq!((status, body["field"].as_str()), (400, Some("cursor")));
+    }
 
     #[tokio::test]
     async fn when_stats_are_asked_should_serve_the_dashboard_counters() {
-        let store = Arc::new(MemoryStore::new());
-        let dashboard = Arc::new(MemoryDashboard::default());
-        let input = NewTask {
-            user_id: "u".into(),
-            title: "t".into(),
-            description: String::new(),
-        };
-        let event = Task::create(input, orchestration::time::now())
-            .unwrap()
-            .event
-            .unwrap();
-        dashboard.apply(&event).await.unwrap();
-        let deps = Deps {
-            tasks: TaskService::new(store.clone(), store, Arc::new(RecordingPublisher::new())),
-            dashboard,
-        };
-        let request = lambda_http::http::Request::builder()
-            .method(Method::GET)
-            .uri("/dashboard/stats")
-            .body(Body::Empty)
-            .unwrap();
+        let f = fixture();
+        let (_, event) = fixtures::created("t");
+        f.dashboard.apply(&event).await.unwrap();
 
-        let response = handle(&deps, Some("alice"), request).await;
+        let (status, stats) = call(&f, Some("alice"), Method::GET, "/dashboard/stats", "").await;
 
-        assert_eq!(response.status(), 200);
-        let Body::Text(text) = response.body() else {
-            panic!("no body")
-        };
-        let stats: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(status, 200);
         assert_eq!(stats["tasks_total"], 1);
         assert_eq!(stats["by_status"]["Pending"], 1);
         assert!(stats["success_rate"].is_null());
     }
-}
-
-#[cfg(test)]
-mod lambda_tests {
-    use std::sync::Arc;
-
-    use orchestration::memory::{MemoryDashboard, MemoryStore, RecordingPublisher};
-    use serde_json::{json, Value};
-
-    use super::*;
-    use crate::identity;
 
     /// An HTTP API (payload 2.0) event as API Gateway sends it on stage `dev`.
-    fn event(method: &str, path: &str, body: Option<&str>, claims: Option<Value>) -> Request {
+    fn gateway_event(
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        claims: Option<Value>,
+    ) -> Request {
         let mut context = json!({
             "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
             "domainPrefix": "api", "http": {"method": method, "path": format!("/dev{path}"),
@@ -592,18 +658,10 @@ mod lambda_tests {
         lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
     }
 
-    fn deps() -> Deps {
-        let store = Arc::new(MemoryStore::new());
-        Deps {
-            tasks: TaskService::new(store.clone(), store, Arc::new(RecordingPublisher::new())),
-            dashboard: Arc::new(MemoryDashboard::default()),
-        }
-    }
-
     #[tokio::test]
     async fn when_api_gateway_calls_on_a_named_stage_should_route_and_locate_under_it() {
-        let deps = deps();
-        let request = event(
+        let f = fixture();
+        let request = gateway_event(
             "POST",
             "/tasks",
             Some(r#"{"title":"t","description":"d"}"#),
@@ -611,26 +669,23 @@ mod lambda_tests {
         );
         let user = identity::from_authorizer(&request);
 
-        let response = handle(&deps, user.as_deref(), request).await;
+        let (status, headers, task) = decode(handle(&f.deps, user.as_deref(), request).await);
 
-        assert_eq!(response.status(), 201);
-        let location = response.headers()["location"].to_str().unwrap();
+        assert_eq!(status, 201);
+        let location = headers["location"].to_str().unwrap();
         assert!(location.starts_with("/dev/tasks/"), "{location}");
-        let Body::Text(text) = response.body() else {
-            panic!("no body")
-        };
-        let task: Value = serde_json::from_str(text).unwrap();
         assert_eq!(task["user_id"], "alice");
     }
 
     #[tokio::test]
     async fn when_no_jwt_claims_arrive_should_answer_401_whatever_the_headers_say() {
-        let request = event("GET", "/tasks", None, None);
+        let f = fixture();
+        let request = gateway_event("GET", "/tasks", None, None);
         let user = identity::from_authorizer(&request);
         assert_eq!(user, None, "X-User-Id must not count as identity in Lambda");
 
-        let response = handle(&deps(), user.as_deref(), request).await;
+        let (status, _, _) = decode(handle(&f.deps, user.as_deref(), request).await);
 
-        assert_eq!(response.status(), 401);
+        assert_eq!(status, 401);
     }
 }

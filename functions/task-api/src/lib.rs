@@ -7,10 +7,12 @@ pub mod identity;
 mod requests;
 mod responses;
 mod routes;
+mod settings;
 
 pub use errors::ApiError;
 pub use handler::{handle, Deps};
 pub use requests::MAX_BODY_BYTES;
+pub use settings::ApiSettings;
 
 /// The JSON error response of `err`, for hosts that refuse a request before the handler.
 pub fn error_response(err: &ApiError) -> lambda_http::Response<lambda_http::Body> {

@@ -3,10 +3,10 @@
 
 use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::{Body, Request, RequestExt};
-use orchestration::domain::{ExecutionStrategy, TaskComplexity, TaskType, Usage};
-use orchestration::service::Command;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use shared::domain::{ExecutionStrategy, TaskComplexity, TaskType, Usage};
+use shared::service::Command;
 
 use crate::errors::ApiError;
 
@@ -105,11 +105,8 @@ fn named_in(message: &str) -> Option<String> {
 }
 
 /// The command a transition route's body describes.
-pub fn command(
-    action: orchestration::domain::Action,
-    request: &Request,
-) -> Result<Command, ApiError> {
-    use orchestration::domain::Action;
+pub fn command(action: shared::domain::Action, request: &Request) -> Result<Command, ApiError> {
+    use shared::domain::Action;
     Ok(match action {
         Action::Classify => {
             let Classify {

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::header::{ALLOW, CONTENT_TYPE};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use orchestration::domain::{ExecutionStrategy, Task, TaskComplexity, TaskStatus, TaskType};
 use serde::Serialize;
 use serde_json::json;
+use shared::domain::{ExecutionStrategy, Task, TaskComplexity, TaskStatus, TaskType};
 use uuid::Uuid;
 
 use crate::errors::ApiError;
@@ -23,13 +23,13 @@ pub struct TaskView<'a> {
     complexity: Option<TaskComplexity>,
     strategy: Option<ExecutionStrategy>,
     version: u64,
-    #[serde(with = "orchestration::time")]
+    #[serde(with = "shared::time")]
     created_at: DateTime<Utc>,
-    #[serde(with = "orchestration::time")]
+    #[serde(with = "shared::time")]
     updated_at: DateTime<Utc>,
-    #[serde(with = "orchestration::time::option")]
+    #[serde(with = "shared::time::option")]
     started_at: Option<DateTime<Utc>>,
-    #[serde(with = "orchestration::time::option")]
+    #[serde(with = "shared::time::option")]
     completed_at: Option<DateTime<Utc>>,
     tokens_used: Option<u64>,
     cost_usd: Option<f64>,

@@ -1,7 +1,7 @@
 //! Which use case a method and path ask for.
 
 use lambda_http::http::Method;
-use orchestration::domain::Action;
+use shared::domain::Action;
 use uuid::Uuid;
 
 use crate::errors::ApiError;

@@ -6,15 +6,30 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::encodings::Base64Data;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    QueueAttributeName,
 };
 use aws_sdk_sqs::Client;
-use orchestration::adapters::clients;
-use orchestration::consumer::Consumer;
+use shared::adapters::clients;
+use shared::consumer::Consumer;
 use tracing::{error, info};
+
+/// A message attribute as Lambda hands it to a function.
+fn lambda_attribute(value: &MessageAttributeValue) -> SqsMessageAttribute {
+    let mut attribute = SqsMessageAttribute::default();
+    attribute.data_type = Some(value.data_type().to_owned());
+    attribute.string_value = value.string_value().map(str::to_owned);
+    attribute.binary_value = value.binary_value().map(|blob| {
+        let mut data = Base64Data::default();
+        data.extend_from_slice(blob.as_ref());
+        data
+    });
+    attribute
+}
 
 /// What one poll did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,6 +116,15 @@ impl EventSourceMapping {
                         attributes
                             .iter()
                             .map(|(name, value)| (name.as_str().to_owned(), value.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                record.message_attributes = message
+                    .message_attributes()
+                    .map(|attributes| {
+                        attributes
+                            .iter()
+                            .map(|(name, value)| (name.clone(), lambda_attribute(value)))
                             .collect()
                     })
                     .unwrap_or_default();

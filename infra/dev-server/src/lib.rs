@@ -1,5 +1,7 @@
 //! The local stand-ins for what AWS provides around the functions: API Gateway's HTTP
-//! bridge (`http`) and Lambda's SQS event source mapping (`event_source`).
+//! bridge (`http`), Lambda's SQS event source mapping (`event_source`), and the functions
+//! built from their variables (`functions`).
 
 pub mod event_source;
+pub mod functions;
 pub mod http;

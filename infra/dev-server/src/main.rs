@@ -1,25 +1,27 @@
 //! Runs the functions on one machine against the emulators: the task API behind an HTTP
 //! server on loopback (with `X-User-Id` standing in for the JWT authorizer), the outbox
 //! sweeper on a timer, and every consumer fed by its queue as Lambda would. Configuration
-//! comes from the same variables as in Lambda, plus `PORT`, `SWEEP_INTERVAL_SECS` and
-//! `EVENT_SOURCES` (the consumers' queues, as `infra/provision.py` prints them).
+//! comes from the same variables as in Lambda, plus `PORT` (3000), `SWEEP_INTERVAL_SECS`
+//! (5) and `EVENT_SOURCES` (the consumers' queues, as `infra/provision.py` prints them).
 
+use std::error::Error;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use aws_config::SdkConfig;
 use dev_server::event_source::EventSourceMapping;
-use dev_server::http;
-use orchestration::adapters::clients;
-use orchestration::consumer::Consumer;
-use orchestration::{config, telemetry};
-use outbox_sweeper::Sweeper;
+use dev_server::{functions, http};
+use outbox_sweeper::SweeperSettings;
 use serde::Deserialize;
-use task_api::Deps;
+use shared::adapters::clients;
+use shared::settings::{ConfigError, Settings, Variables};
+use shared::telemetry;
+use task_api::ApiSettings;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tracing::{error, info};
+
+const EVENT_SOURCES: &str = "EVENT_SOURCES";
 
 /// One consumer's queue, from the template's SQS event of the function at `code_uri`.
 #[derive(Debug, Deserialize)]
@@ -34,39 +36,28 @@ async fn main() -> ExitCode {
     telemetry::init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("dev-server: {message}");
+        Err(err) => {
+            eprintln!("dev-server: {err}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn consumer_at(code_uri: &str, aws: &SdkConfig) -> Result<Consumer, String> {
-    let wired = match code_uri.trim_end_matches('/').rsplit('/').next() {
-        Some("ml-classifier") => ml_classifier::consumer(aws),
-        Some("dashboard") => dashboard::consumer(aws),
-        Some("cicd-monitor") => cicd_monitor::consumer(aws),
-        _ => return Err(format!("no consumer is built from {code_uri}")),
-    };
-    wired.map_err(|err| err.to_string())
-}
-
-async fn run() -> Result<(), String> {
-    let port: u16 = config::parsed_or("PORT", 3000).map_err(|e| e.to_string())?;
-    let sweep_every: u64 =
-        config::parsed_or("SWEEP_INTERVAL_SECS", 5).map_err(|e| e.to_string())?;
-    let sources: Vec<EventSource> = match std::env::var("EVENT_SOURCES") {
-        Ok(json) => serde_json::from_str(&json)
-            .map_err(|err| format!("EVENT_SOURCES is not valid: {err}"))?,
-        Err(_) => Vec::new(),
-    };
+async fn run() -> Result<(), Box<dyn Error>> {
+    let variables = Variables::from_env();
+    let port: u16 = variables.parsed_or("PORT", 3000)?;
+    let sweep_every: u64 = variables.parsed_or("SWEEP_INTERVAL_SECS", 5)?;
+    let sources: Vec<EventSource> = serde_json::from_str(&variables.required(EVENT_SOURCES)?)
+        .map_err(|err| ConfigError::invalid(EVENT_SOURCES, err.to_string()))?;
+    let api = ApiSettings::from_variables(&variables)?;
+    let sweeper = SweeperSettings::from_variables(&variables)?;
 
     let aws = clients::load_config().await;
-    let deps = Deps::from_env(&aws).map_err(|e| e.to_string())?;
-    let sweeper = Sweeper::from_env(&aws).map_err(|e| e.to_string())?;
+    let deps = api.build(&aws);
+    let sweeper = sweeper.build(&aws);
     let mut background = JoinSet::new();
     for source in sources {
-        let consumer = consumer_at(&source.code_uri, &aws)?;
+        let consumer = functions::consumer(&source.code_uri, &variables, &aws)?;
         let mapping =
             EventSourceMapping::new(&aws, &source.queue_url, source.batch_size, consumer).await?;
         background.spawn(mapping.run());
@@ -100,5 +91,5 @@ async fn run() -> Result<(), String> {
         })
         .await;
     background.shutdown().await;
-    served.map_err(|err| format!("server failed: {err}"))
+    served.map_err(|err| format!("server failed: {err}").into())
 }

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use uuid::Uuid;
 
-use super::dynamo_errors::{backend, is_condition_failure};
+use super::dynamo::{backend, is_condition_failure};
 use crate::consumer::{Claim, IdempotencyStore};
 use crate::ports::StoreError;
 

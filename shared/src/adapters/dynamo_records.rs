@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::dynamo_errors::{backend, is_condition_failure, read_item, write_item};
+use super::dynamo::{backend, is_condition_failure, read_item, write_item};
 use crate::ports::StoreError;
 use crate::records::RecordStore;
 

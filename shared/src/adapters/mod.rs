@@ -2,17 +2,15 @@
 //! Each implements a port over one service; `clients` builds the SDK clients once.
 
 pub mod clients;
-mod dynamo_dashboard;
-mod dynamo_errors;
+pub mod dynamo;
 mod dynamo_idempotency;
 mod dynamo_records;
 mod dynamo_store;
 mod sns_publisher;
-mod sqs_retry;
+mod sqs_redelivery;
 
-pub use dynamo_dashboard::DynamoDashboardStore;
 pub use dynamo_idempotency::DynamoIdempotencyStore;
 pub use dynamo_records::DynamoRecordStore;
 pub use dynamo_store::{DynamoTaskStore, BY_USER_INDEX, OUTBOX_INDEX};
 pub use sns_publisher::{SnsPublisher, MAX_BATCH_ENTRIES};
-pub use sqs_retry::SqsRetryScheduler;
+pub use sqs_redelivery::{SqsRedelivery, CONSUMER_ATTRIBUTE, REASON_ATTRIBUTE};

@@ -91,11 +91,13 @@ impl SnsPublisher {
                     return;
                 }
             };
+            let mut answered: Vec<Uuid> = Vec::new();
             for entry in output.successful() {
                 if let Some(event) = find(&remaining, entry.id()) {
                     info!(event.type = event.kind().name(), event.id = %event.id,
                         message.id = entry.message_id().unwrap_or_default(), "event published");
                     report.published.push(event.id);
+                    answered.push(event.id);
                 }
             }
             let mut retry = Vec::new();
@@ -103,6 +105,7 @@ impl SnsPublisher {
                 let Some(event) = find(&remaining, Some(entry.id())) else {
                     continue;
                 };
+                answered.push(event.id);
                 let reason = format!(
                     "{}: {}",
                     entry.code(),
@@ -117,6 +120,19 @@ impl SnsPublisher {
                         reason,
                     });
                 }
+            }
+            // An entry SNS reports neither way may or may not be out: it stays in the
+            // outbox, and consumers ignore a second copy.
+            for event in remaining
+                .iter()
+                .filter(|event| !answered.contains(&event.id))
+            {
+                let reason = "SNS reported no result for this entry".to_owned();
+                log_failure(event, &reason);
+                report.failed.push(PublishFailure {
+                    event_id: event.id,
+                    reason,
+                });
             }
             if retry.is_empty() {
                 return;
@@ -231,23 +247,10 @@ mod tests {
     use aws_smithy_mocks::{mock, mock_client, MockResponse, RuleMode};
 
     use super::*;
-    use crate::domain::{NewTask, Task};
 
     fn events(count: usize) -> Vec<EventEnvelope> {
         (0..count)
-            .map(|i| {
-                Task::create(
-                    NewTask {
-                        user_id: "u".into(),
-                        title: format!("task {i}"),
-                        description: String::new(),
-                    },
-                    crate::time::now(),
-                )
-                .unwrap()
-                .event
-                .unwrap()
-            })
+            .map(|i| crate::fixtures::created(&format!("task {i}")).1)
             .collect()
     }
 
@@ -398,6 +401,29 @@ mod tests {
         assert_eq!(*calls.lock().unwrap(), 2);
         assert_eq!(report.failed.len(), 10);
         assert_eq!(report.published, [events[10].id, events[11].id]);
+    }
+
+    #[tokio::test]
+    async fn when_sns_reports_an_entry_neither_way_should_count_it_as_failed() {
+        let events = events(3);
+        let silent = events[1].id.simple().to_string();
+        let rule = mock!(aws_sdk_sns::Client::publish_batch).then_compute_output(
+            move |input: &PublishBatchInput| {
+                let mut output = PublishBatchOutput::builder();
+                for entry in input.publish_batch_request_entries() {
+                    if entry.id() != silent {
+                        output = output.successful(success(entry.id()));
+                    }
+                }
+                output.build()
+            },
+        );
+
+        let report = publisher(&rule).publish_batch(&events).await;
+
+        assert_eq!(report.published, [events[0].id, events[2].id]);
+        assert_eq!(report.failed.len(), 1);
+        assert_eq!(report.failed[0].event_id, events[1].id);
     }
 
     #[tokio::test]

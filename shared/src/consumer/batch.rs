@@ -1,7 +1,6 @@
-//! One SQS batch: every record parsed and processed on its own, records of one task in
-//! sequence order, different tasks concurrently; the response names only the failures.
+//! One SQS batch: every record parsed and processed on its own and concurrently; the
+//! response names only the messages to deliver again. Every consumer tolerates any order.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,19 +9,11 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
 use tracing::{error, info, warn};
 
+use super::error::{Chain, ConsumerError};
 use super::idempotency::{Claim, IdempotencyStore};
+use super::queue::Redelivery;
 use crate::events::EventEnvelope;
-
-/// A failure of a consumer's side effect; the message is retried, then dead-lettered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct HandlerError(pub String);
-
-impl From<crate::ports::StoreError> for HandlerError {
-    fn from(err: crate::ports::StoreError) -> Self {
-        HandlerError(err.to_string())
-    }
-}
+use crate::metrics;
 
 /// What a consumer does with one event. Events it does not act on are simply `Ok`.
 #[async_trait]
@@ -30,21 +21,11 @@ pub trait EventHandler: Send + Sync {
     /// The consumer's name, part of its idempotency keys.
     fn name(&self) -> &'static str;
 
-    async fn handle(&self, event: &EventEnvelope) -> Result<(), HandlerError>;
+    async fn handle(&self, event: &EventEnvelope) -> Result<(), ConsumerError>;
 }
 
-/// Delays the next delivery of a failed message (its visibility timeout).
-#[async_trait]
-pub trait RetryScheduler: Send + Sync {
-    async fn delay(
-        &self,
-        queue_arn: &str,
-        receipt_handle: &str,
-        delay: Duration,
-    ) -> Result<(), String>;
-}
-
-/// Visibility timeout of a failed message: `base` × 2^(receives − 1), at most `max`.
+/// Visibility timeout of a transiently failed message: `base` × 2^(receives − 1), at
+/// most `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryBackoff {
     pub base: Duration,
@@ -72,26 +53,21 @@ impl RetryBackoff {
 pub struct Consumer {
     handler: Arc<dyn EventHandler>,
     idempotency: Arc<dyn IdempotencyStore>,
-    retry: Arc<dyn RetryScheduler>,
+    queue: Arc<dyn Redelivery>,
     backoff: RetryBackoff,
-}
-
-struct Parsed<'a> {
-    message: &'a SqsMessage,
-    event: EventEnvelope,
 }
 
 impl Consumer {
     pub fn new(
         handler: Arc<dyn EventHandler>,
         idempotency: Arc<dyn IdempotencyStore>,
-        retry: Arc<dyn RetryScheduler>,
+        queue: Arc<dyn Redelivery>,
         backoff: RetryBackoff,
     ) -> Self {
         Consumer {
             handler,
             idempotency,
-            retry,
+            queue,
             backoff,
         }
     }
@@ -102,47 +78,28 @@ impl Consumer {
 
     /// Processes a batch and returns the ids of the messages to deliver again.
     pub async fn process(&self, batch: SqsEvent) -> SqsBatchResponse {
+        let outcomes = join_all(batch.records.iter().map(|message| async move {
+            match self.record(message).await {
+                Ok(()) => true,
+                Err(err) => self.settle(message, &err).await,
+            }
+        }))
+        .await;
         let mut response = SqsBatchResponse::default();
-        let mut failed: Vec<&SqsMessage> = Vec::new();
-        let mut by_task: BTreeMap<String, Vec<Parsed>> = BTreeMap::new();
-        for message in &batch.records {
-            let body = message.body.as_deref().unwrap_or_default();
-            match EventEnvelope::from_json(body) {
-                Ok(event) => by_task
-                    .entry(event.subject.clone())
-                    .or_default()
-                    .push(Parsed { message, event }),
-                Err(err) => {
-                    error!(consumer = self.name(), message.id = message_id(message),
-                        error = %err, "unparsable message; it will reach the dead-letter queue");
-                    failed.push(message);
-                }
+        for (message, done) in batch.records.iter().zip(outcomes) {
+            if !done {
+                response.add_failure(message_id(message));
             }
-        }
-        let groups = by_task.into_values().map(|mut records| async move {
-            records.sort_by_key(|record| record.event.sequence);
-            let mut failed = Vec::new();
-            for record in records {
-                if let Err(err) = self.apply(&record.event).await {
-                    error!(consumer = self.name(), message.id = message_id(record.message),
-                        event.type = record.event.kind().name(), event.id = %record.event.id,
-                        error = %err, "processing failed; the message will be retried");
-                    failed.push(record.message);
-                }
-            }
-            failed
-        });
-        for group in join_all(groups).await {
-            failed.extend(group);
-        }
-        for message in failed {
-            self.schedule_retry(message).await;
-            response.add_failure(message_id(message));
         }
         response
     }
 
-    async fn apply(&self, event: &EventEnvelope) -> Result<(), HandlerError> {
+    async fn record(&self, message: &SqsMessage) -> Result<(), ConsumerError> {
+        let event = EventEnvelope::from_json(message.body.as_deref().unwrap_or_default())?;
+        self.apply(&event).await
+    }
+
+    async fn apply(&self, event: &EventEnvelope) -> Result<(), ConsumerError> {
         let consumer = self.name();
         match self.idempotency.begin(consumer, event.id).await? {
             Claim::AlreadyApplied => {
@@ -150,8 +107,8 @@ impl Consumer {
                 return Ok(());
             }
             Claim::InFlight => {
-                return Err(HandlerError(
-                    "another delivery of this event is in progress".into(),
+                return Err(ConsumerError::transient(
+                    "another delivery of this event is in progress",
                 ))
             }
             Claim::Acquired => {}
@@ -174,21 +131,52 @@ impl Consumer {
         }
     }
 
-    async fn schedule_retry(&self, message: &SqsMessage) {
-        let (Some(queue_arn), Some(receipt)) = (&message.event_source_arn, &message.receipt_handle)
-        else {
-            return;
-        };
+    /// Deals with a failed message; `true` when it is done with (dead-lettered), `false`
+    /// when it must be delivered again.
+    async fn settle(&self, message: &SqsMessage, err: &ConsumerError) -> bool {
+        let consumer = self.name();
+        let reason = Chain(err).to_string();
+        if err.is_permanent() {
+            match self.queue.dead_letter(message, consumer, &reason).await {
+                Ok(()) => {
+                    error!(
+                        consumer,
+                        message.id = message_id(message),
+                        reason,
+                        "no retry can succeed; the message was moved to the dead-letter queue"
+                    );
+                    metrics::dead_lettered(consumer);
+                    return true;
+                }
+                Err(send) => {
+                    // Retried instead, the message still reaches the dead-letter queue
+                    // after its receives.
+                    error!(consumer, message.id = message_id(message), reason, error = %Chain(&send),
+                        "no retry can succeed, but the dead-letter queue refused the message; it will be retried");
+                }
+            }
+        } else {
+            warn!(
+                consumer,
+                message.id = message_id(message),
+                reason,
+                "processing failed; the message will be retried"
+            );
+        }
         let receives = message
             .attributes
             .get("ApproximateReceiveCount")
             .and_then(|count| count.parse().ok())
             .unwrap_or(1);
-        let delay = self.backoff.after(receives);
-        if let Err(err) = self.retry.delay(queue_arn, receipt, delay).await {
+        if let Err(err) = self
+            .queue
+            .delay(message, self.backoff.after(receives))
+            .await
+        {
             // The queue's own visibility timeout still applies; the retry only comes sooner.
-            warn!(message.id = message_id(message), error = %err, "could not delay the retry");
+            warn!(consumer, message.id = message_id(message), error = %Chain(&err), "could not delay the retry");
         }
+        false
     }
 }
 
@@ -204,10 +192,13 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::domain::{NewTask, Task};
+    use crate::consumer::QueueError;
+    use crate::events::TaskEventData;
+    use crate::fixtures;
     use crate::memory::MemoryIdempotency;
 
-    /// Fails events whose task title is "fail"; records what it applied.
+    /// Fails events whose task title is "transient" or "permanent" that way; records
+    /// what it applied.
     #[derive(Default)]
     struct Recorder {
         applied: Mutex<Vec<Uuid>>,
@@ -219,10 +210,12 @@ mod tests {
             "recorder"
         }
 
-        async fn handle(&self, event: &EventEnvelope) -> Result<(), HandlerError> {
-            if let crate::events::TaskEventData::Created(created) = &event.data {
-                if created.title == "fail" {
-                    return Err(HandlerError("told to fail".into()));
+        async fn handle(&self, event: &EventEnvelope) -> Result<(), ConsumerError> {
+            if let TaskEventData::Created(created) = &event.data {
+                match created.title.as_str() {
+                    "transient" => return Err(ConsumerError::transient("told to fail")),
+                    "permanent" => return Err(ConsumerError::permanent("told to give up")),
+                    _ => {}
                 }
             }
             self.applied.lock().unwrap().push(event.id);
@@ -230,27 +223,39 @@ mod tests {
         }
     }
 
+    /// A queue that records delays and dead letters; refuses dead letters when told to.
     #[derive(Default)]
-    struct Delays(Mutex<Vec<(String, Duration)>>);
+    struct Queue {
+        delays: Mutex<Vec<(String, Duration)>>,
+        dead: Mutex<Vec<(String, String)>>,
+        refuse_dead_letters: bool,
+    }
 
     #[async_trait]
-    impl RetryScheduler for Delays {
-        async fn delay(&self, _: &str, receipt: &str, delay: Duration) -> Result<(), String> {
-            self.0.lock().unwrap().push((receipt.to_owned(), delay));
+    impl Redelivery for Queue {
+        async fn delay(&self, message: &SqsMessage, delay: Duration) -> Result<(), QueueError> {
+            let id = message_id(message).to_owned();
+            self.delays.lock().unwrap().push((id, delay));
+            Ok(())
+        }
+
+        async fn dead_letter(
+            &self,
+            message: &SqsMessage,
+            _: &str,
+            reason: &str,
+        ) -> Result<(), QueueError> {
+            if self.refuse_dead_letters {
+                return Err(QueueError::NoDeadLetterQueue("q".into()));
+            }
+            let id = message_id(message).to_owned();
+            self.dead.lock().unwrap().push((id, reason.to_owned()));
             Ok(())
         }
     }
 
     fn event(title: &str) -> EventEnvelope {
-        let input = NewTask {
-            user_id: "u".into(),
-            title: title.into(),
-            description: String::new(),
-        };
-        Task::create(input, crate::time::now())
-            .unwrap()
-            .event
-            .unwrap()
+        fixtures::created(title).1
     }
 
     fn message(id: &str, body: &str, receives: u32) -> SqsMessage {
@@ -273,16 +278,16 @@ mod tests {
     struct Fixture {
         consumer: Consumer,
         recorder: Arc<Recorder>,
-        delays: Arc<Delays>,
+        queue: Arc<Queue>,
     }
 
-    fn fixture() -> Fixture {
+    fn fixture_with(queue: Queue) -> Fixture {
         let recorder = Arc::new(Recorder::default());
-        let delays = Arc::new(Delays::default());
+        let queue = Arc::new(queue);
         let consumer = Consumer::new(
             recorder.clone(),
             Arc::new(MemoryIdempotency::default()),
-            delays.clone(),
+            queue.clone(),
             RetryBackoff {
                 base: Duration::from_secs(2),
                 max: Duration::from_secs(60),
@@ -291,8 +296,12 @@ mod tests {
         Fixture {
             consumer,
             recorder,
-            delays,
+            queue,
         }
+    }
+
+    fn fixture() -> Fixture {
+        fixture_with(Queue::default())
     }
 
     fn failures(response: &SqsBatchResponse) -> Vec<&str> {
@@ -306,32 +315,54 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn when_batch_mixes_good_unparsable_and_failing_records_should_fail_only_the_bad_ones() {
-        // Given
+    async fn when_batch_mixes_good_poison_and_failing_records_should_retry_only_the_transient_ones()
+    {
+        // Given a good event, two bodies that are no event, a transient and a permanent failure
         let f = fixture();
         let good = event("good");
-        let failing = event("fail");
         let records = vec![
             message("m1", &good.to_json(), 1),
             message("m2", "this is not json", 1),
-            message("m3", &failing.to_json(), 3),
+            message("m3", &event("transient").to_json(), 3),
             message("m4", r#"{"specversion":"1.0"}"#, 1),
+            message("m5", &event("permanent").to_json(), 1),
         ];
 
-        // When
+        // When the batch is processed
         let response = f.consumer.process(batch(records)).await;
 
-        // Then
-        assert_eq!(failures(&response), ["m2", "m3", "m4"]);
+        // Then only the transient failure is delivered again, later the more it failed
+        assert_eq!(failures(&response), ["m3"]);
         assert_eq!(*f.recorder.applied.lock().unwrap(), [good.id]);
-        let delays = f.delays.0.lock().unwrap().clone();
-        assert!(
-            delays.contains(&("receipt-m3".into(), Duration::from_secs(8))),
-            "{delays:?}"
+        assert_eq!(
+            *f.queue.delays.lock().unwrap(),
+            [("m3".to_owned(), Duration::from_secs(8))]
         );
-        assert!(
-            delays.contains(&("receipt-m2".into(), Duration::from_secs(2))),
-            "{delays:?}"
+        // And the permanent ones went to the dead-letter queue at once, with their reason
+        let mut dead = f.queue.dead.lock().unwrap().clone();
+        dead.sort();
+        let ids: Vec<&str> = dead.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["m2", "m4", "m5"]);
+        assert!(dead[0].1.contains("not a task event"), "{dead:?}");
+        assert!(dead[2].1.contains("told to give up"), "{dead:?}");
+    }
+
+    #[tokio::test]
+    async fn when_the_dead_letter_queue_refuses_a_poison_message_should_retry_it_instead() {
+        let f = fixture_with(Queue {
+            refuse_dead_letters: true,
+            ..Queue::default()
+        });
+
+        let response = f
+            .consumer
+            .process(batch(vec![message("m1", "not an event", 2)]))
+            .await;
+
+        assert_eq!(failures(&response), ["m1"]);
+        assert_eq!(
+            *f.queue.delays.lock().unwrap(),
+            [("m1".to_owned(), Duration::from_secs(4))]
         );
     }
 
@@ -358,7 +389,7 @@ mod tests {
     async fn when_a_failed_event_is_redelivered_should_apply_it_then() {
         // Given an event that failed once (its lease was released)
         let f = fixture();
-        let flaky = event("fail");
+        let flaky = event("transient");
         let response = f
             .consumer
             .process(batch(vec![message("a", &flaky.to_json(), 1)]))
@@ -367,7 +398,7 @@ mod tests {
 
         // When it is delivered again and now succeeds
         let mut fixed = flaky.clone();
-        if let crate::events::TaskEventData::Created(created) = &mut fixed.data {
+        if let TaskEventData::Created(created) = &mut fixed.data {
             created.title = "fixed".into();
         }
         let response = f

@@ -1,5 +1,5 @@
-//! Builds a consumer over AWS from the variables `template.yaml` sets:
-//! `PROCESSED_EVENTS_TABLE` and, optionally, `RETRY_BASE_SECS` (default 10).
+//! The toolkit's part of every consumer's settings (`PROCESSED_EVENTS_TABLE`, and
+//! `RETRY_BASE_SECS`, default 10), and the Lambda entry point of a consumer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,21 +7,52 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 
 use super::{Consumer, EventHandler, RetryBackoff};
-use crate::adapters::{clients, DynamoIdempotencyStore, SqsRetryScheduler};
-use crate::config::{self, ConfigError};
+use crate::adapters::{clients, DynamoIdempotencyStore, SqsRedelivery};
+use crate::metrics;
+use crate::settings::{ConfigError, Variables, STACK_NAME};
 
-pub fn from_env(aws: &SdkConfig, handler: Arc<dyn EventHandler>) -> Result<Consumer, ConfigError> {
-    let table = config::required("PROCESSED_EVENTS_TABLE")?;
-    let base = config::parsed_or("RETRY_BASE_SECS", RetryBackoff::default().base.as_secs())?;
-    Ok(Consumer::new(
-        handler,
-        Arc::new(DynamoIdempotencyStore::new(clients::dynamodb(aws), table)),
-        Arc::new(SqsRetryScheduler::new(clients::sqs(aws))),
-        RetryBackoff {
-            base: Duration::from_secs(base.max(1)),
-            ..RetryBackoff::default()
-        },
-    ))
+const PROCESSED_EVENTS_TABLE: &str = "PROCESSED_EVENTS_TABLE";
+const RETRY_BASE_SECS: &str = "RETRY_BASE_SECS";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolkitSettings {
+    pub processed_events_table: String,
+    pub backoff: RetryBackoff,
+    pub stack: Option<String>,
+}
+
+impl ToolkitSettings {
+    pub const VARIABLES: [&'static str; 3] = [PROCESSED_EVENTS_TABLE, RETRY_BASE_SECS, STACK_NAME];
+
+    pub fn from_variables(variables: &Variables) -> Result<Self, ConfigError> {
+        let default = RetryBackoff::default();
+        let base = variables.parsed_or(RETRY_BASE_SECS, default.base.as_secs())?;
+        if base == 0 {
+            return Err(ConfigError::invalid(RETRY_BASE_SECS, "must be at least 1"));
+        }
+        Ok(ToolkitSettings {
+            processed_events_table: variables.required(PROCESSED_EVENTS_TABLE)?,
+            backoff: RetryBackoff {
+                base: Duration::from_secs(base),
+                ..default
+            },
+            stack: variables.optional(STACK_NAME),
+        })
+    }
+
+    /// The consumer of `handler` over AWS.
+    pub fn build(&self, aws: &SdkConfig, handler: Arc<dyn EventHandler>) -> Consumer {
+        metrics::init(self.stack.clone());
+        Consumer::new(
+            handler,
+            Arc::new(DynamoIdempotencyStore::new(
+                clients::dynamodb(aws),
+                &self.processed_events_table,
+            )),
+            Arc::new(SqsRedelivery::new(clients::sqs(aws))),
+            self.backoff,
+        )
+    }
 }
 
 /// Serves `consumer` as an SQS-triggered Lambda until the runtime stops.

@@ -6,9 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::DomainError;
-use crate::events::{
-    EventEnvelope, TaskCompleted, TaskCreated, TaskEventData, TaskFailed, TaskStarted,
-};
+use super::events::{TaskCompleted, TaskCreated, TaskEventData, TaskFailed, TaskStarted};
 
 /// Longest accepted title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -153,11 +151,12 @@ pub struct Usage {
     pub cost_usd: f64,
 }
 
-/// The next state of a task and the event the change emits, if any.
+/// The next state of a task and the payload of the event the change emits, if any; the
+/// event is the task's `last_sequence`th and happened at its `updated_at`.
 #[derive(Debug, Clone)]
 pub struct Transition {
     pub task: Task,
-    pub event: Option<EventEnvelope>,
+    pub event: Option<TaskEventData>,
 }
 
 impl Task {
@@ -235,7 +234,8 @@ impl Task {
         let (task_type, complexity) = self.classification(Action::Start)?;
         let mut next = self.advanced(TaskStatus::InProgress, now);
         next.strategy = Some(strategy);
-        next.started_at = Some(now);
+        // The clamped time, as `completed_at` uses: skewed clocks must not inflate durations.
+        next.started_at = Some(next.updated_at);
         let data = TaskEventData::Started(TaskStarted {
             task_id: next.id,
             task_type,
@@ -356,10 +356,9 @@ impl Task {
 
     fn emit(mut self, data: TaskEventData) -> Transition {
         self.last_sequence += 1;
-        let event = EventEnvelope::new(self.id, self.last_sequence, self.updated_at, data);
         Transition {
             task: self,
-            event: Some(event),
+            event: Some(data),
         }
     }
 }
@@ -472,9 +471,8 @@ mod tests {
         assert_eq!(transition.task.status, TaskStatus::Pending);
         assert_eq!(transition.task.version, 1);
         assert_eq!(transition.task.title, "Title");
-        let event = transition.event.unwrap();
-        assert_eq!(event.sequence, 1);
-        assert_eq!(event.data.kind().name(), "TaskCreated");
+        assert_eq!(transition.task.last_sequence, 1);
+        assert!(matches!(transition.event, Some(TaskEventData::Created(_))));
     }
 
     #[test]
@@ -546,12 +544,11 @@ mod tests {
     fn when_lifecycle_runs_should_number_events_one_two_three() {
         let task = classified();
         let started = task.start(ExecutionStrategy::MultiAgent, now()).unwrap();
-        assert_eq!(started.event.as_ref().unwrap().sequence, 2);
+        assert_eq!(started.task.last_sequence, 2);
         let later = now() + chrono::Duration::milliseconds(1500);
         let completed = started.task.complete(usage(), later).unwrap();
-        let event = completed.event.unwrap();
-        assert_eq!(event.sequence, 3);
-        match event.data {
+        assert_eq!(completed.task.last_sequence, 3);
+        match completed.event.unwrap() {
             TaskEventData::Completed(data) => {
                 assert_eq!(data.duration_ms, 1500);
                 assert_eq!(data.tokens_used, 1200);
@@ -647,5 +644,25 @@ mod tests {
         let earlier = now() - chrono::Duration::seconds(5);
         let next = task.start(ExecutionStrategy::SingleShot, earlier).unwrap();
         assert_eq!(next.task.updated_at, task.updated_at);
+        assert_eq!(next.task.started_at, Some(task.updated_at));
+    }
+
+    #[test]
+    fn when_the_start_clock_ran_behind_should_not_inflate_the_duration() {
+        // Given a task classified at 10:00:00 and started by a host whose clock says 09:59:55
+        let task = classified();
+        let behind = now() - chrono::Duration::seconds(5);
+        let started = task
+            .start(ExecutionStrategy::SingleShot, behind)
+            .unwrap()
+            .task;
+
+        // When it completes one second after its classification
+        let completed = started
+            .complete(usage(), now() + chrono::Duration::seconds(1))
+            .unwrap();
+
+        // Then it took one second, not six
+        assert_eq!(completed.task.duration_ms(), Some(1_000));
     }
 }

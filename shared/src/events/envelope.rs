@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::payloads::{EventKind, TaskEventData};
+use super::EventKind;
+use crate::domain::{Task, TaskEventData};
 
 pub const SPEC_VERSION: &str = "1.0";
 pub const EVENT_SOURCE: &str = "/orchestration/tasks";
@@ -56,8 +57,16 @@ impl EventEnvelope {
         }
     }
 
+    /// The envelope of the event `task` emitted with its latest change: numbered with the
+    /// task's sequence and dated with its change, in the trace `traceparent`.
+    pub fn emitted(task: &Task, data: TaskEventData, traceparent: Option<String>) -> Self {
+        let mut event = Self::new(task.id, task.last_sequence, task.updated_at, data);
+        event.traceparent = traceparent;
+        event
+    }
+
     pub fn kind(&self) -> EventKind {
-        self.data.kind()
+        EventKind::of(&self.data)
     }
 
     pub fn task_id(&self) -> Uuid {

@@ -1,10 +1,11 @@
-//! Lifecycle events: CloudEvents 1.0 envelopes around typed task payloads.
+//! Lifecycle events on the wire: CloudEvents 1.0 envelopes around the domain's payloads.
 //! The JSON produced here is the contract every consumer reads.
 
 mod envelope;
-mod payloads;
+mod kind;
 mod trace;
 
+pub use crate::domain::{TaskCompleted, TaskCreated, TaskEventData, TaskFailed, TaskStarted};
 pub use envelope::{EventEnvelope, EventParseError, DATA_CONTENT_TYPE, EVENT_SOURCE, SPEC_VERSION};
-pub use payloads::{EventKind, TaskCompleted, TaskCreated, TaskEventData, TaskFailed, TaskStarted};
+pub use kind::EventKind;
 pub use trace::traceparent;

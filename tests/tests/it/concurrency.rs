@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use integration_tests::{act, create_task, TestEnv};
+use tests::{act, create_task, TestEnv};
 
 #[tokio::test]
 async fn when_twenty_starts_race_should_let_exactly_one_win_and_publish_one_task_started() {

@@ -1,17 +1,21 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::MessageAttributeValue;
 
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
-use integration_tests::{act, call, create_task, eventually, get_task, TestEnv};
+use cicd_monitor::BuildRequest;
 use lambda_http::http::Method;
-use orchestration::adapters::{clients, DynamoRecordStore};
-use orchestration::events::EventEnvelope;
-use orchestration::ports::{EventPublisher, Outbox};
-use orchestration::records::{BuildRequest, RecordStore, TrainingExample};
+use ml_classifier::TrainingExample;
 use serde_json::Value;
+use shared::adapters::{clients, DynamoRecordStore, CONSUMER_ATTRIBUTE, REASON_ATTRIBUTE};
+use shared::events::EventEnvelope;
+use shared::ports::{EventPublisher, Outbox};
+use shared::records::RecordStore;
+use tests::{act, call, create_task, eventually, get_task, TestEnv};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -122,7 +126,7 @@ async fn when_a_task_runs_should_be_classified_counted_and_built_by_the_consumer
         builds.get(task_id).await.unwrap()
     })
     .await;
-    assert_eq!(build.task_type, orchestration::domain::TaskType::BugFix);
+    assert_eq!(build.task_type, shared::domain::TaskType::BugFix);
     eventually(PATIENCE, "the webhook call", || async {
         (hook.accepted.load(Ordering::SeqCst) == 1).then_some(())
     })
@@ -145,10 +149,8 @@ async fn when_the_same_event_is_delivered_three_times_should_apply_it_once() {
     let env = TestEnv::new("dupes").await;
     let _consumers = env.start_consumers(None, Duration::from_secs(1)).await;
     let missing_topic = format!("{}-missing", env.topic_arn);
-    let offline = env.deps_with(env.publisher_to(
-        clients::sns(&env.aws, &integration_tests::fast()),
-        &missing_topic,
-    ));
+    let offline =
+        env.deps_with(env.publisher_to(clients::sns(&env.aws, &tests::fast()), &missing_topic));
     let id = create_task(&offline, "alice", "Write docs").await;
     let pending = env.store().pending(id.parse().unwrap()).await.unwrap();
     let created: &EventEnvelope = &pending.events[0];
@@ -188,15 +190,7 @@ async fn when_messages_keep_failing_should_dead_letter_them_process_the_rest_and
         .await;
     let deps = env.deps();
 
-    // When a message that is no event reaches the classifier's queue
-    env.sqs
-        .send_message()
-        .queue_url(env.queue_url("MlClassifier"))
-        .message_body("this is not an event")
-        .send()
-        .await
-        .unwrap();
-    // And a task completes, whose build request cannot be posted
+    // When a task completes whose build request cannot be posted
     let id = create_task(&deps, "alice", "Fix the broken export").await;
     eventually(PATIENCE, "the classification", || async {
         let (_, task) = get_task(&deps, "alice", &id).await;
@@ -214,16 +208,14 @@ async fn when_messages_keep_failing_should_dead_letter_them_process_the_rest_and
     .await;
     assert_eq!(status, 200);
 
-    // Then both land in their dead-letter queues after their receives
-    for consumer in ["MlClassifier", "CicdMonitor"] {
-        let dlq = env.dlq_url(consumer);
-        eventually(
-            Duration::from_secs(90),
-            "a dead-lettered message",
-            || async { (env.queue_depth(&dlq).await == 1).then_some(()) },
-        )
-        .await;
-    }
+    // Then it lands in the dead-letter queue after its receives
+    let dlq = env.dlq_url("CicdMonitor");
+    eventually(
+        Duration::from_secs(90),
+        "a dead-lettered message",
+        || async { (env.queue_depth(&dlq).await == 1).then_some(()) },
+    )
+    .await;
     // And every other message was processed and deleted
     for consumer in ["MlClassifier", "Dashboard", "CicdMonitor"] {
         let url = env.queue_url(consumer);
@@ -233,9 +225,13 @@ async fn when_messages_keep_failing_should_dead_letter_them_process_the_rest_and
         .await;
     }
     assert_eq!(stats(&deps).await["completed"], 1);
-    assert_eq!(env.queue_depth(&env.dlq_url("Dashboard")).await, 0);
-    let listing = env.dlq_tool(&["list", "--consumer", "ml-classifier"]);
-    assert!(listing.contains("this is not an event"), "{listing}");
+    for consumer in ["MlClassifier", "Dashboard"] {
+        assert_eq!(
+            env.queue_depth(&env.dlq_url(consumer)).await,
+            0,
+            "{consumer}"
+        );
+    }
     let listing = env.dlq_tool(&["list", "--consumer", "cicd-monitor"]);
     assert!(
         listing.contains("TaskCompleted") && listing.contains(&id),
@@ -256,5 +252,78 @@ async fn when_messages_keep_failing_should_dead_letter_them_process_the_rest_and
         (env.queue_depth(&cicd).await + env.queue_depth(&cicd_dlq).await == 0).then_some(())
     })
     .await;
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn when_a_message_is_no_event_should_dead_letter_it_at_once_with_the_reason() {
+    // Given the consumers, with a retry back-off that would take minutes to exhaust
+    let env = TestEnv::new("poison").await;
+    let _consumers = env.start_consumers(None, Duration::from_secs(10)).await;
+
+    // When a message that is no event reaches the classifier's queue
+    let sent = Instant::now();
+    env.sqs
+        .send_message()
+        .queue_url(env.queue_url("MlClassifier"))
+        .message_body("this is not an event")
+        .message_attributes(
+            "event_type",
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value("TaskCreated")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // Then it is in the dead-letter queue within 15 seconds, not after its receives
+    let dlq = env.dlq_url("MlClassifier");
+    eventually(Duration::from_secs(15), "the dead letter", || async {
+        (env.queue_depth(&dlq).await == 1).then_some(())
+    })
+    .await;
+    assert!(
+        sent.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        sent.elapsed()
+    );
+    // With its attributes, the consumer and the reason
+    let received = env
+        .sqs
+        .receive_message()
+        .queue_url(&dlq)
+        .message_attribute_names("All")
+        .visibility_timeout(0)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let message = &received.messages()[0];
+    assert_eq!(message.body(), Some("this is not an event"));
+    let attributes = message.message_attributes().unwrap();
+    let attribute = |name: &str| {
+        attributes[name]
+            .string_value()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(attribute("event_type"), "TaskCreated");
+    assert_eq!(attribute(CONSUMER_ATTRIBUTE), "ml-classifier");
+    assert!(
+        attribute(REASON_ATTRIBUTE).contains("not a task event"),
+        "{}",
+        attribute(REASON_ATTRIBUTE)
+    );
+    // And the source queue holds nothing more, so no retry follows
+    let queue = env.queue_url("MlClassifier");
+    eventually(PATIENCE, "the source queue to drain", || async {
+        (env.queue_depth(&queue).await == 0).then_some(())
+    })
+    .await;
+    let listing = env.dlq_tool(&["list", "--consumer", "ml-classifier"]);
+    assert!(listing.contains("this is not an event"), "{listing}");
     env.teardown().await;
 }

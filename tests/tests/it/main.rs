@@ -1,6 +1,5 @@
 //! Integration tests against the emulators; run them with `infra/local.sh test`.
 
-mod bad_input;
 mod concurrency;
 mod consumers;
 mod lifecycle;

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
-use integration_tests::{act, create_task, fast, TestEnv};
-use orchestration::adapters::clients;
-use orchestration::ports::Outbox;
+use shared::adapters::clients;
+use shared::ports::Outbox;
+use tests::{act, create_task, fast, TestEnv};
 
 async fn assert_recovers(env: &TestEnv, deps: task_api::Deps) {
     // When a task is created and started while publishing fails

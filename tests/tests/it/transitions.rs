@@ -1,8 +1,9 @@
 use std::time::Duration;
 
-use integration_tests::{act, create_task, get_task, TestEnv};
-use orchestration::domain::{ExecutionStrategy, Task};
-use orchestration::ports::{StoreError, TaskStore};
+use shared::domain::{ExecutionStrategy, Task};
+use shared::events::EventEnvelope;
+use shared::ports::{StoreError, TaskStore};
+use tests::{act, create_task, get_task, TestEnv};
 
 #[tokio::test]
 async fn when_transitions_are_invalid_should_answer_409_write_nothing_and_publish_nothing() {
@@ -63,9 +64,10 @@ async fn when_a_transition_was_computed_from_a_stale_version_should_conflict_and
     let (status, _) = act(&deps, "alice", &id, "start", r#"{"strategy":"SingleShot"}"#).await;
     assert_eq!(status, 200);
     let stale = read
-        .start(ExecutionStrategy::MultiAgent, orchestration::time::now())
+        .start(ExecutionStrategy::MultiAgent, shared::time::now())
         .unwrap();
-    let result = store.apply(&read, &stale).await;
+    let event = EventEnvelope::emitted(&stale.task, stale.event.clone().unwrap(), None);
+    let result = store.apply(&read, &stale.task, Some(&event)).await;
 
     // Then the second write is a conflict and the first one stands
     assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");

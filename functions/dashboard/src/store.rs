@@ -10,10 +10,11 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 
-use super::dynamo_errors::{backend, read_item, write_item};
-use crate::dashboard::{project, DashboardStats, DashboardStore, TaskProjection};
-use crate::events::EventEnvelope;
-use crate::ports::StoreError;
+use shared::adapters::dynamo::{backend, read_item, write_item};
+use shared::events::EventEnvelope;
+use shared::ports::StoreError;
+
+use crate::stats::{project, DashboardStats, DashboardStore, TaskProjection};
 
 const STATS_KEY: &str = "stats";
 /// Concurrent updates of one task's projection retry this many times.

@@ -1,4 +1,5 @@
-//! What every DynamoDB adapter does with SDK errors and items, in one place.
+//! What every DynamoDB adapter does with SDK errors and items, in one place; the
+//! consumers' own stores use it too.
 
 use std::collections::HashMap;
 
@@ -8,22 +9,22 @@ use serde::de::DeserializeOwned;
 
 use crate::ports::StoreError;
 
-pub(super) type Item = HashMap<String, AttributeValue>;
+pub type Item = HashMap<String, AttributeValue>;
 
 /// Any failure of a call, with the SDK's full context.
-pub(super) fn backend(err: impl std::error::Error + 'static) -> StoreError {
+pub fn backend(err: impl std::error::Error + 'static) -> StoreError {
     StoreError::Backend(DisplayErrorContext(err).to_string())
 }
 
 /// Whether a call failed only because its condition expression did not hold.
-pub(super) fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+pub fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     err.as_service_error()
         .and_then(|service| service.code())
         .is_some_and(|code| code == "ConditionalCheckFailedException")
 }
 
 /// A failed conditional write: `Conflict` when only its condition failed.
-pub(super) fn conflict_or_backend<E, R>(err: SdkError<E, R>) -> StoreError
+pub fn conflict_or_backend<E, R>(err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
@@ -36,13 +37,13 @@ where
 }
 
 /// An item read back into `T`; `what` names it in the error.
-pub(super) fn read_item<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, StoreError> {
+pub fn read_item<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, StoreError> {
     serde_dynamo::from_item(item)
         .map_err(|err| StoreError::Backend(format!("unreadable {what}: {err}")))
 }
 
 /// `value` as an item.
-pub(super) fn write_item<T: serde::Serialize>(value: &T, what: &str) -> Result<Item, StoreError> {
+pub fn write_item<T: serde::Serialize>(value: &T, what: &str) -> Result<Item, StoreError> {
     serde_dynamo::to_item(value)
         .map_err(|err| StoreError::Backend(format!("cannot serialise {what}: {err}")))
 }

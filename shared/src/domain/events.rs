@@ -1,53 +1,10 @@
-//! The data of each lifecycle event, and the names under which it travels.
+//! What each transition tells the world: the payload of its lifecycle event.
 //! A change that is not purely additive gets a new version beside the old one.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{ExecutionStrategy, TaskComplexity, TaskType};
-
-/// The event types, as named in SNS message attributes and filter policies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    TaskCreated,
-    TaskStarted,
-    TaskCompleted,
-    TaskFailed,
-}
-
-impl EventKind {
-    pub const ALL: [EventKind; 4] = [
-        EventKind::TaskCreated,
-        EventKind::TaskStarted,
-        EventKind::TaskCompleted,
-        EventKind::TaskFailed,
-    ];
-
-    /// Value of the `event_type` message attribute.
-    pub fn name(self) -> &'static str {
-        match self {
-            EventKind::TaskCreated => "TaskCreated",
-            EventKind::TaskStarted => "TaskStarted",
-            EventKind::TaskCompleted => "TaskCompleted",
-            EventKind::TaskFailed => "TaskFailed",
-        }
-    }
-
-    /// Value of the CloudEvents `type` attribute.
-    pub fn cloud_event_type(self) -> &'static str {
-        match self {
-            EventKind::TaskCreated => "task.created.v1",
-            EventKind::TaskStarted => "task.started.v1",
-            EventKind::TaskCompleted => "task.completed.v1",
-            EventKind::TaskFailed => "task.failed.v1",
-        }
-    }
-
-    /// Value of the `event_version` message attribute.
-    pub fn version(self) -> &'static str {
-        "v1"
-    }
-}
+use super::task::{ExecutionStrategy, TaskComplexity, TaskType};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -63,15 +20,6 @@ pub enum TaskEventData {
 }
 
 impl TaskEventData {
-    pub fn kind(&self) -> EventKind {
-        match self {
-            TaskEventData::Created(_) => EventKind::TaskCreated,
-            TaskEventData::Started(_) => EventKind::TaskStarted,
-            TaskEventData::Completed(_) => EventKind::TaskCompleted,
-            TaskEventData::Failed(_) => EventKind::TaskFailed,
-        }
-    }
-
     pub fn task_id(&self) -> Uuid {
         match self {
             TaskEventData::Created(data) => data.task_id,

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{TaskComplexity, TaskStatus, TaskType};
-use crate::events::{EventEnvelope, TaskEventData};
-use crate::ports::StoreError;
+use shared::domain::{TaskComplexity, TaskStatus, TaskType};
+use shared::events::{EventEnvelope, TaskEventData};
+use shared::ports::StoreError;
 
 /// Durations fall in buckets whose upper bounds grow by 2^(1/4) (19 %) from 10 ms; p95 is
 /// reported as the upper bound of its bucket.
@@ -233,42 +233,16 @@ pub trait DashboardStore: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ExecutionStrategy, NewTask, Task, Usage};
+    use shared::fixtures::Run;
 
-    fn lifecycle(duration_ms: i64, fail: bool) -> Vec<EventEnvelope> {
-        let start = crate::time::now();
-        let created = Task::create(
-            NewTask {
-                user_id: "u".into(),
-                title: "t".into(),
-                description: String::new(),
-            },
-            start,
-        )
-        .unwrap();
-        let classified = created
-            .task
-            .classify(TaskType::Feature, TaskComplexity::Medium, start)
-            .unwrap();
-        let started = classified
-            .task
-            .start(ExecutionStrategy::SingleShot, start)
-            .unwrap();
-        let end = start + chrono::Duration::milliseconds(duration_ms);
-        let usage = Usage {
-            tokens_used: 100,
-            cost_usd: 0.25,
-        };
-        let finished = if fail {
-            started.task.fail("boom".into(), usage, end).unwrap()
-        } else {
-            started.task.complete(usage, end).unwrap()
-        };
-        vec![
-            created.event.unwrap(),
-            started.event.unwrap(),
-            finished.event.unwrap(),
-        ]
+    fn lifecycle(duration_ms: i64, fails: bool) -> Vec<EventEnvelope> {
+        Run {
+            duration_ms,
+            fails,
+            ..Run::default()
+        }
+        .events()
+        .to_vec()
     }
 
     fn apply_all(events: &[EventEnvelope]) -> DashboardStats {

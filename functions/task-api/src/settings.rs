@@ -1,0 +1,64 @@
+//! The task API's settings: `TASKS_TABLE`, `EVENTS_TOPIC_ARN` and `DASHBOARD_TABLE`.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use dashboard::{DynamoDashboardStore, DASHBOARD_TABLE};
+use shared::adapters::{clients, DynamoTaskStore, SnsPublisher};
+use shared::retry::Backoff;
+use shared::service::TaskService;
+use shared::settings::{ConfigError, Settings, Variables, STACK_NAME};
+
+use crate::Deps;
+
+const TASKS_TABLE: &str = "TASKS_TABLE";
+const EVENTS_TOPIC_ARN: &str = "EVENTS_TOPIC_ARN";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiSettings {
+    pub tasks_table: String,
+    pub topic_arn: String,
+    pub dashboard_table: String,
+    /// Retries of publishing; not a variable.
+    pub backoff: Backoff,
+    pub stack: Option<String>,
+}
+
+impl Settings for ApiSettings {
+    fn variables() -> Vec<&'static str> {
+        vec![TASKS_TABLE, EVENTS_TOPIC_ARN, DASHBOARD_TABLE, STACK_NAME]
+    }
+
+    fn from_variables(variables: &Variables) -> Result<Self, ConfigError> {
+        Ok(ApiSettings {
+            tasks_table: variables.required(TASKS_TABLE)?,
+            topic_arn: variables.required(EVENTS_TOPIC_ARN)?,
+            dashboard_table: variables.required(DASHBOARD_TABLE)?,
+            backoff: Backoff::default(),
+            stack: variables.optional(STACK_NAME),
+        })
+    }
+}
+
+impl ApiSettings {
+    /// The handler's dependencies over AWS.
+    pub fn build(&self, aws: &SdkConfig) -> Deps {
+        shared::metrics::init(self.stack.clone());
+        let store = Arc::new(DynamoTaskStore::new(
+            clients::dynamodb(aws),
+            &self.tasks_table,
+        ));
+        let publisher = Arc::new(SnsPublisher::new(
+            clients::sns(aws, &self.backoff),
+            &self.topic_arn,
+            self.backoff,
+        ));
+        Deps {
+            tasks: TaskService::new(store.clone(), store, publisher),
+            dashboard: Arc::new(DynamoDashboardStore::new(
+                clients::dynamodb(aws),
+                &self.dashboard_table,
+            )),
+        }
+    }
+}
