@@ -17,5 +17,6 @@ pub mod relay;
 pub mod retry;
 pub mod service;
 pub mod settings;
+pub mod shard;
 pub mod telemetry;
 pub mod time;

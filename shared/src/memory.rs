@@ -2,7 +2,7 @@
 //! (the `fakes` feature).
 //! They keep the same rules as the real adapters: conditional writes and an outbox per task.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -25,6 +25,8 @@ use crate::time;
 struct Record {
     task: Option<Task>,
     outbox: Vec<EventEnvelope>,
+    failures: u32,
+    parked: bool,
 }
 
 /// A task table held in memory.
@@ -74,6 +76,7 @@ impl TaskStore for MemoryStore {
         let record = Record {
             task: Some(task.clone()),
             outbox: vec![event.clone()],
+            ..Record::default()
         };
         let pending = Self::pending_of(task.id, &record);
         records.insert(task.id, record);
@@ -136,7 +139,10 @@ impl TaskStore for MemoryStore {
             return Err(StoreError::Conflict);
         }
         record.task = Some(next.clone());
-        record.outbox.extend(event.cloned());
+        if let Some(event) = event {
+            record.outbox.push(event.clone());
+            record.parked = false;
+        }
         Ok(Self::pending_of(previous.id, record))
     }
 }
@@ -162,6 +168,10 @@ impl Outbox for MemoryStore {
         let mut records = self.records.lock().unwrap();
         if let Some(record) = records.get_mut(&pending.task_id) {
             record.outbox.retain(|e| !published.contains(&e.id));
+            if record.outbox.is_empty() {
+                record.failures = 0;
+                record.parked = false;
+            }
         }
         Ok(())
     }
@@ -172,12 +182,38 @@ impl Outbox for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Uuid>, StoreError> {
         let records = self.records.lock().unwrap();
-        Ok(records
+        let mut stale: Vec<(DateTime<Utc>, Uuid)> = records
             .iter()
-            .filter(|(_, r)| r.outbox.iter().any(|e| e.time <= older_than))
-            .map(|(id, _)| *id)
-            .take(limit)
-            .collect())
+            .filter(|(_, r)| !r.parked)
+            .filter_map(|(id, r)| Some((r.outbox.iter().map(|e| e.time).min()?, *id)))
+            .filter(|(since, _)| *since <= older_than)
+            .collect();
+        stale.sort();
+        Ok(stale.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
+
+    async fn record_failure(&self, task_id: Uuid) -> Result<u32, StoreError> {
+        let mut records = self.records.lock().unwrap();
+        Ok(match records.get_mut(&task_id) {
+            Some(record) if !record.outbox.is_empty() => {
+                record.failures += 1;
+                record.failures
+            }
+            _ => 0,
+        })
+    }
+
+    async fn park(&self, task_id: Uuid) -> Result<(), StoreError> {
+        let mut records = self.records.lock().unwrap();
+        if let Some(record) = records.get_mut(&task_id) {
+            record.parked = !record.outbox.is_empty();
+        }
+        Ok(())
+    }
+
+    async fn parked(&self) -> Result<usize, StoreError> {
+        let records = self.records.lock().unwrap();
+        Ok(records.values().filter(|r| r.parked).count())
     }
 }
 
@@ -186,6 +222,8 @@ impl Outbox for MemoryStore {
 pub struct RecordingPublisher {
     published: Mutex<Vec<EventEnvelope>>,
     failing: AtomicBool,
+    /// Tasks whose events are always refused, as SNS refuses an invalid entry.
+    refused: Mutex<HashSet<Uuid>>,
 }
 
 impl RecordingPublisher {
@@ -200,12 +238,19 @@ impl RecordingPublisher {
     pub fn published(&self) -> Vec<EventEnvelope> {
         self.published.lock().unwrap().clone()
     }
+
+    /// Refuses every event of `task_id` from now on.
+    pub fn refuse_task(&self, task_id: Uuid) {
+        self.refused.lock().unwrap().insert(task_id);
+    }
 }
 
 #[async_trait]
 impl EventPublisher for RecordingPublisher {
     async fn publish(&self, event: &EventEnvelope) -> Result<(), PublishFailure> {
-        if self.failing.load(Ordering::SeqCst) {
+        if self.failing.load(Ordering::SeqCst)
+            || self.refused.lock().unwrap().contains(&event.task_id())
+        {
             return Err(PublishFailure {
                 event_id: event.id,
                 reason: "publisher is failing".into(),

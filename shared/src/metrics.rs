@@ -39,6 +39,11 @@ pub fn dead_lettered(consumer: &str) {
     println!("{line}");
 }
 
+/// Counts outboxes parked after failing repeatedly: their events wait for someone.
+pub fn outbox_parked(count: usize) {
+    emit("OutboxParked", count);
+}
+
 fn line(metric: &str, value: usize, stack: Option<&str>) -> serde_json::Value {
     let dimensions: Vec<&str> = stack.iter().map(|_| "Stack").collect();
     let mut line = json!({

@@ -72,9 +72,20 @@ pub trait Outbox: Send + Sync {
         published: &[Uuid],
     ) -> Result<(), StoreError>;
 
-    /// Tasks whose oldest pending event was written at or before `older_than`.
+    /// Tasks whose oldest pending event was written at or before `older_than`, oldest
+    /// first, at most `limit`; parked outboxes are left out.
     async fn stale(&self, older_than: DateTime<Utc>, limit: usize)
         -> Result<Vec<Uuid>, StoreError>;
+
+    /// Counts a failed relay of a task's outbox; returns its failures so far (0 when the
+    /// outbox was emptied meanwhile).
+    async fn record_failure(&self, task_id: Uuid) -> Result<u32, StoreError>;
+
+    /// Takes a task's outbox out of the sweeper's way until the task's next event.
+    async fn park(&self, task_id: Uuid) -> Result<(), StoreError>;
+
+    /// How many outboxes are parked.
+    async fn parked(&self) -> Result<usize, StoreError>;
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

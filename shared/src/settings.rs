@@ -91,6 +91,23 @@ pub trait Settings: Sized {
 /// The dimension of the functions' metrics (`STACK_NAME`), shared by every function.
 pub const STACK_NAME: &str = "STACK_NAME";
 
+/// Shards of the outbox's pending marker, on which the task API and the sweeper agree.
+pub const OUTBOX_SHARDS: &str = "OUTBOX_SHARDS";
+/// The most `OUTBOX_SHARDS` allowed: the sweeper queries each one every run.
+pub const MAX_OUTBOX_SHARDS: u32 = 1_000;
+
+/// `OUTBOX_SHARDS`, from 1 to `MAX_OUTBOX_SHARDS`, by default `DEFAULT_OUTBOX_SHARDS`.
+pub fn outbox_shards(variables: &Variables) -> Result<u32, ConfigError> {
+    let shards = variables.parsed_or(OUTBOX_SHARDS, crate::adapters::DEFAULT_OUTBOX_SHARDS)?;
+    if !(1..=MAX_OUTBOX_SHARDS).contains(&shards) {
+        return Err(ConfigError::invalid(
+            OUTBOX_SHARDS,
+            format!("must be from 1 to {MAX_OUTBOX_SHARDS}"),
+        ));
+    }
+    Ok(shards)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

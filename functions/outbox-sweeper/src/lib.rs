@@ -7,18 +7,23 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use shared::adapters::{clients, DynamoTaskStore, SnsPublisher};
 use shared::ports::{EventPublisher, Outbox, StoreError};
-use shared::relay::{sweep, SweepReport};
+use shared::relay::{sweep, SweepLimits, SweepReport};
 use shared::retry::Backoff;
-use shared::settings::{ConfigError, Settings, Variables, STACK_NAME};
+use shared::settings::{
+    outbox_shards, ConfigError, Settings, Variables, OUTBOX_SHARDS, STACK_NAME,
+};
 use shared::time;
 
 /// Default age an outbox must reach before the sweeper takes it over.
 pub const DEFAULT_MIN_AGE_SECS: u64 = 30;
 /// Most tasks one run relays; the rest wait for the next run.
 pub const DEFAULT_MAX_TASKS: usize = 500;
-/// How long one run starts new tasks: well within the function's 30 s timeout, even
-/// when the last task's publish takes its full SDK timeout.
-pub const RUN_BUDGET: Duration = Duration::from_secs(12);
+/// How long one run may take, retries included: well within the function's 30 s timeout.
+pub const RUN_BUDGET: Duration = Duration::from_secs(20);
+/// Outboxes relayed at once.
+pub const CONCURRENCY: usize = 16;
+/// Failed relays after which an outbox is parked (each run tries it once).
+pub const MAX_FAILURES: u32 = 5;
 
 const TASKS_TABLE: &str = "TASKS_TABLE";
 const EVENTS_TOPIC_ARN: &str = "EVENTS_TOPIC_ARN";
@@ -32,12 +37,13 @@ pub struct SweeperConfig {
     pub max_tasks: usize,
 }
 
-/// The sweeper's settings: `TASKS_TABLE`, `EVENTS_TOPIC_ARN`, `OUTBOX_MIN_AGE_SECS`
-/// (default 30) and `OUTBOX_MAX_TASKS` (default 500, at least 1).
+/// The sweeper's settings: `TASKS_TABLE`, `EVENTS_TOPIC_ARN`, `OUTBOX_SHARDS` (default
+/// 32), `OUTBOX_MIN_AGE_SECS` (default 30) and `OUTBOX_MAX_TASKS` (default 500, at least 1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweeperSettings {
     pub tasks_table: String,
     pub topic_arn: String,
+    pub outbox_shards: u32,
     pub config: SweeperConfig,
     /// Retries of publishing; not a variable.
     pub backoff: Backoff,
@@ -49,6 +55,7 @@ impl Settings for SweeperSettings {
         vec![
             TASKS_TABLE,
             EVENTS_TOPIC_ARN,
+            OUTBOX_SHARDS,
             OUTBOX_MIN_AGE_SECS,
             OUTBOX_MAX_TASKS,
             STACK_NAME,
@@ -63,6 +70,7 @@ impl Settings for SweeperSettings {
         Ok(SweeperSettings {
             tasks_table: variables.required(TASKS_TABLE)?,
             topic_arn: variables.required(EVENTS_TOPIC_ARN)?,
+            outbox_shards: outbox_shards(variables)?,
             config: SweeperConfig {
                 min_age: Duration::from_secs(
                     variables.parsed_or(OUTBOX_MIN_AGE_SECS, DEFAULT_MIN_AGE_SECS)?,
@@ -120,12 +128,17 @@ impl Sweeper {
         let cutoff = time::now()
             .checked_sub_signed(age)
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let limits = SweepLimits {
+            max_tasks: self.config.max_tasks,
+            concurrency: CONCURRENCY,
+            max_failures: MAX_FAILURES,
+            deadline: std::time::Instant::now() + RUN_BUDGET,
+        };
         sweep(
             self.outbox.as_ref(),
             self.publisher.as_ref(),
             cutoff,
-            self.config.max_tasks,
-            std::time::Instant::now() + RUN_BUDGET,
+            limits,
         )
         .await
     }

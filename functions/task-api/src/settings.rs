@@ -1,4 +1,5 @@
-//! The task API's settings: `TASKS_TABLE`, `EVENTS_TOPIC_ARN` and `DASHBOARD_TABLE`.
+//! The task API's settings: `TASKS_TABLE`, `EVENTS_TOPIC_ARN`, `DASHBOARD_TABLE` and
+//! `OUTBOX_SHARDS` (default 32).
 
 use std::sync::Arc;
 
@@ -7,7 +8,9 @@ use dashboard::{DynamoDashboardStore, DASHBOARD_TABLE};
 use shared::adapters::{clients, DynamoTaskStore, SnsPublisher};
 use shared::retry::Backoff;
 use shared::service::TaskService;
-use shared::settings::{ConfigError, Settings, Variables, STACK_NAME};
+use shared::settings::{
+    outbox_shards, ConfigError, Settings, Variables, OUTBOX_SHARDS, STACK_NAME,
+};
 
 use crate::Deps;
 
@@ -19,6 +22,7 @@ pub struct ApiSettings {
     pub tasks_table: String,
     pub topic_arn: String,
     pub dashboard_table: String,
+    pub outbox_shards: u32,
     /// Retries of publishing; not a variable.
     pub backoff: Backoff,
     pub stack: Option<String>,
@@ -26,7 +30,13 @@ pub struct ApiSettings {
 
 impl Settings for ApiSettings {
     fn variables() -> Vec<&'static str> {
-        vec![TASKS_TABLE, EVENTS_TOPIC_ARN, DASHBOARD_TABLE, STACK_NAME]
+        vec![
+            TASKS_TABLE,
+            EVENTS_TOPIC_ARN,
+            DASHBOARD_TABLE,
+            OUTBOX_SHARDS,
+            STACK_NAME,
+        ]
     }
 
     fn from_variables(variables: &Variables) -> Result<Self, ConfigError> {
@@ -34,6 +44,7 @@ impl Settings for ApiSettings {
             tasks_table: variables.required(TASKS_TABLE)?,
             topic_arn: variables.required(EVENTS_TOPIC_ARN)?,
             dashboard_table: variables.required(DASHBOARD_TABLE)?,
+            outbox_shards: outbox_shards(variables)?,
             backoff: Backoff::default(),
             stack: variables.optional(STACK_NAME),
         })

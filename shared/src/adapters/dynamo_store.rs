@@ -4,9 +4,10 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use tracing::warn;
 use uuid::Uuid;
 
@@ -17,18 +18,27 @@ use crate::cursor::Cursor;
 use crate::domain::Task;
 use crate::events::EventEnvelope;
 use crate::ports::{Outbox, PendingEvents, StoreError, TaskPage, TaskStore};
+use crate::shard;
 use crate::time;
 
 /// Index of a user's tasks by creation time.
 pub const BY_USER_INDEX: &str = "by_user";
-/// Sparse index of tasks with unpublished events, by the age of the oldest.
+/// Sparse index of tasks with unpublished events, by the age of the oldest. Its partition
+/// key is `PENDING#<shard>` (or `PARKED#<shard>` once the sweeper gave up on it), so the
+/// markers of all tasks spread over the shards.
 pub const OUTBOX_INDEX: &str = "outbox_pending";
-const PENDING_MARKER: &str = "PENDING";
+/// Shards of the pending marker unless configured otherwise.
+pub const DEFAULT_OUTBOX_SHARDS: u32 = 32;
+const PENDING: &str = "PENDING";
+const PARKED: &str = "PARKED";
+/// Shards queried at once.
+const SHARD_QUERIES: usize = 8;
 
 #[derive(Clone)]
 pub struct DynamoTaskStore {
     client: Client,
     table: String,
+    outbox_shards: u32,
 }
 
 impl DynamoTaskStore {
@@ -36,6 +46,94 @@ impl DynamoTaskStore {
         DynamoTaskStore {
             client,
             table: table.into(),
+            outbox_shards: DEFAULT_OUTBOX_SHARDS,
+        }
+    }
+
+    /// Spreads pending markers over `shards` (at least 1). Writers and the sweeper must
+    /// agree; raising it is safe only if the sweeper is raised first.
+    pub fn with_outbox_shards(mut self, shards: u32) -> Self {
+        self.outbox_shards = shards.max(1);
+        self
+    }
+
+    fn marker(&self, state: &str, task_id: Uuid) -> AttributeValue {
+        text(format!(
+            "{state}#{}",
+            shard::of(task_id, self.outbox_shards)
+        ))
+    }
+
+    /// The markers of every shard in `state`, each queried with `query`, concurrently.
+    async fn each_shard<T, F, Fut>(&self, state: &str, query: F) -> Result<Vec<T>, StoreError>
+    where
+        F: Fn(AttributeValue) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        stream::iter(0..self.outbox_shards)
+            .map(|shard| query(text(format!("{state}#{shard}"))))
+            .buffer_unordered(SHARD_QUERIES)
+            .try_collect()
+            .await
+    }
+
+    /// The tasks under one marker written at or before `cutoff`, oldest first, at most
+    /// `limit`, with the time of their oldest event.
+    async fn stale_in(
+        &self,
+        marker: AttributeValue,
+        cutoff: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Uuid)>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(OUTBOX_INDEX)
+                .key_condition_expression("outbox_pending = :pending AND outbox_since <= :cutoff")
+                .expression_attribute_values(":pending", marker.clone())
+                .expression_attribute_values(":cutoff", text(cutoff))
+                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            found.extend(output.items.unwrap_or_default().iter().filter_map(|item| {
+                let since = item.get("outbox_since")?.as_s().ok()?.clone();
+                let id = item.get("id")?.as_s().ok()?.parse::<Uuid>().ok()?;
+                Some((since, id))
+            }));
+            start = output.last_evaluated_key;
+            if start.is_none() || found.len() >= limit {
+                return Ok(found);
+            }
+        }
+    }
+
+    async fn count_in(&self, marker: AttributeValue) -> Result<usize, StoreError> {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(OUTBOX_INDEX)
+                .key_condition_expression("outbox_pending = :marker")
+                .expression_attribute_values(":marker", marker.clone())
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            count += usize::try_from(output.count).unwrap_or(0);
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(count);
+            }
         }
     }
 }
@@ -111,7 +209,7 @@ impl TaskStore for DynamoTaskStore {
                 text(event.to_json()),
             )])),
         );
-        item.insert("outbox_pending".into(), text(PENDING_MARKER));
+        item.insert("outbox_pending".into(), self.marker(PENDING, task.id));
         item.insert("outbox_since".into(), text(time::format(&event.time)));
         self.client
             .put_item()
@@ -191,7 +289,7 @@ impl TaskStore for DynamoTaskStore {
             names.insert("#outbox".into(), "outbox".into());
             names.insert("#event".into(), event.id.to_string());
             values.insert(":event".into(), text(event.to_json()));
-            values.insert(":pending".into(), text(PENDING_MARKER));
+            values.insert(":pending".into(), self.marker(PENDING, previous.id));
             values.insert(":since".into(), text(time::format(&event.time)));
             sets.push("#outbox.#event = :event".into());
             sets.push("outbox_pending = :pending".into());
@@ -260,7 +358,9 @@ impl Outbox for DynamoTaskStore {
                 .update_item()
                 .table_name(&self.table)
                 .key("id", text(pending.task_id.to_string()))
-                .update_expression("SET outbox = :empty REMOVE outbox_pending, outbox_since")
+                .update_expression(
+                    "SET outbox = :empty REMOVE outbox_pending, outbox_since, outbox_failures",
+                )
                 .condition_expression("#version = :version")
                 .expression_attribute_names("#version", "version")
                 .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
@@ -311,34 +411,64 @@ impl Outbox for DynamoTaskStore {
         older_than: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Uuid>, StoreError> {
-        let mut ids = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(OUTBOX_INDEX)
-                .key_condition_expression("outbox_pending = :pending AND outbox_since <= :cutoff")
-                .expression_attribute_values(":pending", text(PENDING_MARKER))
-                .expression_attribute_values(":cutoff", text(time::format(&older_than)))
-                .limit(i32::try_from(limit - ids.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            ids.extend(
-                output
-                    .items
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|item| item.get("id")?.as_s().ok()?.parse::<Uuid>().ok()),
-            );
-            start = output.last_evaluated_key;
-            if start.is_none() || ids.len() >= limit {
-                return Ok(ids);
-            }
+        let cutoff = time::format(&older_than);
+        let shards = self
+            .each_shard(PENDING, |marker| self.stale_in(marker, &cutoff, limit))
+            .await?;
+        let mut found: Vec<(String, Uuid)> = shards.into_iter().flatten().collect();
+        found.sort();
+        Ok(found.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
+
+    async fn record_failure(&self, task_id: Uuid) -> Result<u32, StoreError> {
+        let counted = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", text(task_id.to_string()))
+            .update_expression("ADD outbox_failures :one")
+            .condition_expression("attribute_exists(outbox_pending)")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match counted {
+            Ok(output) => Ok(output
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get("outbox_failures")?.as_n().ok()?.parse().ok())
+                .unwrap_or(0)),
+            // Published meanwhile: nothing is failing any more.
+            Err(err) if is_condition_failure(&err) => Ok(0),
+            Err(err) => Err(backend(err)),
         }
+    }
+
+    async fn park(&self, task_id: Uuid) -> Result<(), StoreError> {
+        let parked = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", text(task_id.to_string()))
+            .update_expression("SET outbox_pending = :parked")
+            .condition_expression("outbox_pending = :pending")
+            .expression_attribute_values(":parked", self.marker(PARKED, task_id))
+            .expression_attribute_values(":pending", self.marker(PENDING, task_id))
+            .send()
+            .await;
+        match parked {
+            Ok(_) => Ok(()),
+            // Published or parked meanwhile.
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(backend(err)),
+        }
+    }
+
+    async fn parked(&self) -> Result<usize, StoreError> {
+        let counts = self
+            .each_shard(PARKED, |marker| self.count_in(marker))
+            .await?;
+        Ok(counts.into_iter().sum())
     }
 }
 

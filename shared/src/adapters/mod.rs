@@ -11,6 +11,6 @@ mod sqs_redelivery;
 
 pub use dynamo_idempotency::DynamoIdempotencyStore;
 pub use dynamo_records::DynamoRecordStore;
-pub use dynamo_store::{DynamoTaskStore, BY_USER_INDEX, OUTBOX_INDEX};
+pub use dynamo_store::{DynamoTaskStore, BY_USER_INDEX, DEFAULT_OUTBOX_SHARDS, OUTBOX_INDEX};
 pub use sns_publisher::{SnsPublisher, MAX_BATCH_ENTRIES};
 pub use sqs_redelivery::{SqsRedelivery, CONSUMER_ATTRIBUTE, REASON_ATTRIBUTE};
