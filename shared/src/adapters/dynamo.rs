@@ -23,19 +23,6 @@ pub fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) ->
         .is_some_and(|code| code == "ConditionalCheckFailedException")
 }
 
-/// A failed conditional write: `Conflict` when only its condition failed.
-pub fn conflict_or_backend<E, R>(err: SdkError<E, R>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    if is_condition_failure(&err) {
-        StoreError::Conflict
-    } else {
-        backend(err)
-    }
-}
-
 /// An item read back into `T`; `what` names it in the error.
 pub fn read_item<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, StoreError> {
     serde_dynamo::from_item(item)

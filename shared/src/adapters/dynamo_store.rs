@@ -11,9 +11,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use tracing::warn;
 use uuid::Uuid;
 
-use super::dynamo::{
-    backend, conflict_or_backend, is_condition_failure, read_item, write_item, Item,
-};
+use super::dynamo::{backend, is_condition_failure, read_item, write_item, Item};
 use crate::cursor::Cursor;
 use crate::domain::Task;
 use crate::events::EventEnvelope;
@@ -111,6 +109,39 @@ impl DynamoTaskStore {
                 return Ok(found);
             }
         }
+    }
+
+    /// After a conditional write failed: the item as committed when it holds this very
+    /// change (its event in the outbox, or the task exactly as written), else `Conflict`.
+    /// The SDK retries a write whose answer was lost; the retry's condition then fails
+    /// against the write's own result, which must not be answered as a conflict.
+    async fn committed(
+        &self,
+        written: &Task,
+        event: Option<&EventEnvelope>,
+    ) -> Result<PendingEvents, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", text(written.id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        let Some(item) = output.item else {
+            return Err(StoreError::Conflict);
+        };
+        let has_event = event.is_some_and(|event| {
+            matches!(item.get("outbox"), Some(AttributeValue::M(outbox)) if outbox.contains_key(&event.id.to_string()))
+        });
+        let stored: Task = read_item(item.clone(), "task")?;
+        if !has_event && stored != *written {
+            return Err(StoreError::Conflict);
+        }
+        warn!(task.id = %written.id, version = written.version,
+            "the write had committed although its answer was lost; answering with it");
+        pending_from_item(&item)
     }
 
     async fn count_in(&self, marker: AttributeValue) -> Result<usize, StoreError> {
@@ -211,19 +242,23 @@ impl TaskStore for DynamoTaskStore {
         );
         item.insert("outbox_pending".into(), self.marker(PENDING, task.id));
         item.insert("outbox_since".into(), text(time::format(&event.time)));
-        self.client
+        let written = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(id)")
             .send()
-            .await
-            .map_err(conflict_or_backend)?;
-        Ok(PendingEvents {
-            task_id: task.id,
-            version: task.version,
-            events: vec![event.clone()],
-        })
+            .await;
+        match written {
+            Ok(_) => Ok(PendingEvents {
+                task_id: task.id,
+                version: task.version,
+                events: vec![event.clone()],
+            }),
+            Err(err) if is_condition_failure(&err) => self.committed(task, Some(event)).await,
+            Err(err) => Err(backend(err)),
+        }
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<Task>, StoreError> {
@@ -316,9 +351,12 @@ impl TaskStore for DynamoTaskStore {
             .set_expression_attribute_values(Some(values))
             .return_values(ReturnValue::AllNew)
             .send()
-            .await
-            .map_err(conflict_or_backend)?;
-        pending_from_item(&output.attributes.unwrap_or_default())
+            .await;
+        match output {
+            Ok(output) => pending_from_item(&output.attributes.unwrap_or_default()),
+            Err(err) if is_condition_failure(&err) => self.committed(next, event).await,
+            Err(err) => Err(backend(err)),
+        }
     }
 }
 
@@ -474,7 +512,16 @@ impl Outbox for DynamoTaskStore {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
     use super::*;
+    use crate::domain::{TaskComplexity, TaskType};
+    use crate::fixtures;
 
     #[test]
     fn when_a_page_ends_should_resume_from_its_last_index_key() {
@@ -492,5 +539,120 @@ mod tests {
             decode_cursor(&cursor, "mallory"),
             Err(StoreError::InvalidCursor)
         ));
+    }
+
+    /// The item as stored: `task` with `events` in its outbox.
+    fn stored(task: &Task, events: &[&EventEnvelope]) -> Item {
+        let mut item = write_item(task, "task").unwrap();
+        let outbox = events
+            .iter()
+            .map(|e| (e.id.to_string(), text(e.to_json())))
+            .collect();
+        item.insert("outbox".into(), AttributeValue::M(outbox));
+        item
+    }
+
+    /// What DynamoDB answers when a condition does not hold.
+    fn refused() -> ConditionalCheckFailedException {
+        let meta = ErrorMetadata::builder()
+            .code("ConditionalCheckFailedException")
+            .message("The conditional request failed")
+            .build();
+        ConditionalCheckFailedException::builder()
+            .message("The conditional request failed")
+            .meta(meta)
+            .build()
+    }
+
+    /// A store whose conditional writes fail and whose reads answer `item`.
+    fn store_reading(item: Item, create: bool) -> DynamoTaskStore {
+        let read = mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
+            GetItemOutput::builder()
+                .set_item(Some(item.clone()))
+                .build()
+        });
+        let client = if create {
+            let write = mock!(aws_sdk_dynamodb::Client::put_item)
+                .then_error(|| PutItemError::ConditionalCheckFailedException(refused()));
+            mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&write, &read])
+        } else {
+            let write = mock!(aws_sdk_dynamodb::Client::update_item)
+                .then_error(|| UpdateItemError::ConditionalCheckFailedException(refused()));
+            mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&write, &read])
+        };
+        DynamoTaskStore::new(client, "tasks")
+    }
+
+    #[tokio::test]
+    async fn when_a_retried_write_finds_its_own_change_should_answer_with_it() {
+        // Given a start whose first attempt committed, so that the retry's condition fails
+        let (task, created) = fixtures::created("t");
+        let classified = task
+            .classify(TaskType::Test, TaskComplexity::Simple, time::now())
+            .unwrap()
+            .task;
+        let started = classified
+            .start(crate::domain::ExecutionStrategy::SingleShot, time::now())
+            .unwrap();
+        let event = fixtures::envelope(&started);
+        let store = store_reading(stored(&started.task, &[&created, &event]), false);
+
+        // When the store reports the outcome
+        let pending = store
+            .apply(&classified, &started.task, Some(&event))
+            .await
+            .unwrap();
+
+        // Then it is the committed state, with the event still to relay
+        let ids: Vec<Uuid> = pending.events.iter().map(|e| e.id).collect();
+        assert_eq!(ids, [created.id, event.id]);
+        assert_eq!(pending.version, started.task.version);
+    }
+
+    #[tokio::test]
+    async fn when_a_retried_write_finds_its_change_already_relayed_should_still_answer_with_it() {
+        let (task, _) = fixtures::created("t");
+        let classified = task
+            .classify(TaskType::Test, TaskComplexity::Simple, time::now())
+            .unwrap()
+            .task;
+        let store = store_reading(stored(&classified, &[]), false);
+
+        let pending = store.apply(&task, &classified, None).await.unwrap();
+
+        assert!(pending.events.is_empty());
+    }
+
+    #[tokio::test]
+    async fn when_another_writer_won_should_answer_conflict() {
+        // Given a task another request started with another strategy
+        let (task, _) = fixtures::created("t");
+        let classified = task
+            .classify(TaskType::Test, TaskComplexity::Simple, time::now())
+            .unwrap()
+            .task;
+        let ours = classified
+            .start(crate::domain::ExecutionStrategy::SingleShot, time::now())
+            .unwrap();
+        let theirs = classified
+            .start(crate::domain::ExecutionStrategy::MultiAgent, time::now())
+            .unwrap();
+        let store = store_reading(stored(&theirs.task, &[&fixtures::envelope(&theirs)]), false);
+
+        let result = store
+            .apply(&classified, &ours.task, Some(&fixtures::envelope(&ours)))
+            .await;
+
+        assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn when_a_retried_create_finds_its_task_should_answer_with_it() {
+        let (task, created) = fixtures::created("t");
+        let store = store_reading(stored(&task, &[&created]), true);
+
+        let pending = store.create(&task, &created).await.unwrap();
+
+        assert_eq!(pending.events, [created]);
     }
 }

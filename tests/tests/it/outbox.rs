@@ -24,9 +24,16 @@ async fn assert_recovers(env: &TestEnv, deps: task_api::Deps) {
     let pending = env.store().pending(task_id).await.unwrap();
     let kinds: Vec<_> = pending.events.iter().map(|e| e.kind().name()).collect();
     assert_eq!(kinds, ["TaskCreated", "TaskStarted"]);
-    let marker = env.item(&id).await["outbox_pending"].as_s().unwrap().clone();
+    let marker = env.item(&id).await["outbox_pending"]
+        .as_s()
+        .unwrap()
+        .clone();
     let shard: u32 = marker.strip_prefix("PENDING#").unwrap().parse().unwrap();
-    assert_eq!(shard, shared::shard::of(task_id, DEFAULT_OUTBOX_SHARDS), "{marker}");
+    assert_eq!(
+        shard,
+        shared::shard::of(task_id, DEFAULT_OUTBOX_SHARDS),
+        "{marker}"
+    );
     assert!(env
         .receive(&env.queue_url("Dashboard"), 0, Duration::from_secs(1))
         .await
