@@ -29,6 +29,15 @@ impl Backoff {
         self.initial.saturating_mul(factor).min(self.max)
     }
 
+    /// A random delay from zero to `delay(attempt)` ("full jitter"), so that racing
+    /// writers retrying together spread out.
+    pub fn jittered(&self, attempt: u32) -> Duration {
+        use std::hash::BuildHasher;
+        let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
+        let ceiling = self.delay(attempt).as_nanos() as u64;
+        Duration::from_nanos(random % ceiling.max(1))
+    }
+
     /// The SDK's standard retry mode with these numbers; it retries only transient errors
     /// (throttling, 5xx, timeouts, connection failures), never validation errors.
     pub fn sdk_retry_config(&self) -> RetryConfig {
@@ -48,5 +57,14 @@ mod tests {
         let backoff = Backoff::default();
         let delays: Vec<_> = (0..8).map(|a| backoff.delay(a).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+    }
+
+    #[test]
+    fn when_jittered_should_stay_below_the_delay_and_spread() {
+        let backoff = Backoff::default();
+        let delays: Vec<Duration> = (0..50).map(|_| backoff.jittered(3)).collect();
+        assert!(delays.iter().all(|d| *d < backoff.delay(3)), "{delays:?}");
+        let distinct: std::collections::HashSet<_> = delays.iter().collect();
+        assert!(distinct.len() > 40, "{delays:?}");
     }
 }

@@ -9,6 +9,6 @@ pub mod stats;
 mod store;
 
 pub use handler::Dashboard;
-pub use settings::{DashboardSettings, DASHBOARD_TABLE};
+pub use settings::{counter_shards, DashboardSettings, DASHBOARD_SHARDS, DASHBOARD_TABLE};
 pub use stats::{DashboardStats, DashboardStore};
-pub use store::DynamoDashboardStore;
+pub use store::{DynamoDashboardStore, DEFAULT_COUNTER_SHARDS};

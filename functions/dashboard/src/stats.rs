@@ -29,10 +29,21 @@ pub struct TaskProjection {
     pub classified: bool,
     /// Incremented by every write; writes are conditional on it.
     pub version: u64,
+    /// Deltas counted here but not yet added to the counters, by event kind.
+    #[serde(default)]
+    pub unflushed: BTreeMap<String, Unflushed>,
+}
+
+/// A delta on its way to the counters, and until when a delivery holds the right to add it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Unflushed {
+    pub delta: StatsDelta,
+    /// Milliseconds since the epoch.
+    pub claimed_until: i64,
 }
 
 /// Additions to the counters that one event makes.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsDelta {
     pub counters: BTreeMap<String, i64>,
     pub cost_usd: f64,
@@ -158,6 +169,19 @@ pub struct DashboardStats {
     /// Completed out of finished tasks, `null` before any finished.
     pub success_rate: Option<f64>,
     pub duration: DurationStats,
+}
+
+/// The counters of every shard added up, name by name.
+pub fn sum_shards<'a>(
+    shards: impl IntoIterator<Item = &'a HashMap<String, f64>>,
+) -> HashMap<String, f64> {
+    let mut total: HashMap<String, f64> = HashMap::new();
+    for shard in shards {
+        for (name, value) in shard {
+            *total.entry(name.clone()).or_default() += value;
+        }
+    }
+    total
 }
 
 impl DashboardStats {
@@ -311,6 +335,34 @@ mod tests {
         let p95 = stats.duration.p95_ms.unwrap();
         // The true p95 of 1..=20 s is 19 s; buckets are 19 % wide.
         assert!((19_000.0..=19_000.0 * 1.19).contains(&p95), "{p95}");
+    }
+
+    #[test]
+    fn when_counters_are_sharded_should_sum_to_the_unsharded_statistics() {
+        // Given the events of twenty tasks counted into four shards by task
+        let mut events = Vec::new();
+        for i in 0..20 {
+            events.extend(lifecycle(100 * (i + 1), i % 3 == 0));
+        }
+        let mut shards: Vec<HashMap<String, f64>> = vec![HashMap::new(); 4];
+        let mut projections: HashMap<Uuid, TaskProjection> = HashMap::new();
+        for event in &events {
+            let (next, delta) = project(projections.get(&event.task_id()), event).unwrap();
+            let shard = &mut shards[shared::shard::of(event.task_id(), 4) as usize];
+            for (name, value) in delta.counters {
+                *shard.entry(name).or_default() += value as f64;
+            }
+            *shard.entry("cost_usd_total".into()).or_default() += delta.cost_usd;
+            projections.insert(event.task_id(), next);
+        }
+
+        // When the shards are summed
+        let stats = DashboardStats::from_counters(&sum_shards(&shards));
+
+        // Then they say what counting everything in one place says
+        assert!(shards.iter().all(|shard| !shard.is_empty()));
+        assert_eq!(stats, apply_all(&events));
+        assert_eq!(stats.tasks_total, 20);
     }
 
     #[test]

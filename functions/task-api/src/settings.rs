@@ -1,10 +1,10 @@
-//! The task API's settings: `TASKS_TABLE`, `EVENTS_TOPIC_ARN`, `DASHBOARD_TABLE` and
-//! `OUTBOX_SHARDS` (default 32).
+//! The task API's settings: `TASKS_TABLE`, `EVENTS_TOPIC_ARN`, `DASHBOARD_TABLE`,
+//! `DASHBOARD_SHARDS` (default 64) and `OUTBOX_SHARDS` (default 32).
 
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use dashboard::{DynamoDashboardStore, DASHBOARD_TABLE};
+use dashboard::{counter_shards, DynamoDashboardStore, DASHBOARD_SHARDS, DASHBOARD_TABLE};
 use shared::adapters::{clients, DynamoTaskStore, SnsPublisher};
 use shared::retry::Backoff;
 use shared::service::TaskService;
@@ -22,6 +22,7 @@ pub struct ApiSettings {
     pub tasks_table: String,
     pub topic_arn: String,
     pub dashboard_table: String,
+    pub dashboard_shards: u32,
     pub outbox_shards: u32,
     /// Retries of publishing; not a variable.
     pub backoff: Backoff,
@@ -34,6 +35,7 @@ impl Settings for ApiSettings {
             TASKS_TABLE,
             EVENTS_TOPIC_ARN,
             DASHBOARD_TABLE,
+            DASHBOARD_SHARDS,
             OUTBOX_SHARDS,
             STACK_NAME,
         ]
@@ -44,6 +46,7 @@ impl Settings for ApiSettings {
             tasks_table: variables.required(TASKS_TABLE)?,
             topic_arn: variables.required(EVENTS_TOPIC_ARN)?,
             dashboard_table: variables.required(DASHBOARD_TABLE)?,
+            dashboard_shards: counter_shards(variables)?,
             outbox_shards: outbox_shards(variables)?,
             backoff: Backoff::default(),
             stack: variables.optional(STACK_NAME),
@@ -66,10 +69,10 @@ impl ApiSettings {
         ));
         Deps {
             tasks: TaskService::new(store.clone(), store, publisher),
-            dashboard: Arc::new(DynamoDashboardStore::new(
-                clients::dynamodb(aws),
-                &self.dashboard_table,
-            )),
+            dashboard: Arc::new(
+                DynamoDashboardStore::new(clients::dynamodb(aws), &self.dashboard_table)
+                    .with_counter_shards(self.dashboard_shards),
+            ),
         }
     }
 }

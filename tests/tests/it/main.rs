@@ -2,6 +2,7 @@
 
 mod concurrency;
 mod consumers;
+mod dashboard;
 mod lifecycle;
 mod outbox;
 mod transitions;
