@@ -23,6 +23,14 @@ pub fn created(title: &str) -> (Task, EventEnvelope) {
     created_at(title, time::now())
 }
 
+/// A task of user `u` classified as a simple test task, which emitted only `TaskCreated`.
+pub fn classified(title: &str) -> Task {
+    let (task, _) = created(title);
+    task.classify(TaskType::Test, TaskComplexity::Simple, time::now())
+        .expect("a pending task can be classified")
+        .task
+}
+
 fn created_at(title: &str, now: DateTime<Utc>) -> (Task, EventEnvelope) {
     let input = NewTask {
         user_id: "u".into(),

@@ -196,6 +196,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::domain::{ExecutionStrategy, TaskComplexity, TaskType};
     use crate::memory::{MemoryStore, RecordingPublisher};
     use crate::ports::TaskStore;
     use crate::{fixtures, time};
@@ -262,16 +263,12 @@ mod tests {
         assert!(store.stale(time::now(), 10).await.unwrap().is_empty());
 
         let task = store.get(id).await.unwrap().unwrap();
-        let next = task
-            .classify(
-                crate::domain::TaskType::Test,
-                crate::domain::TaskComplexity::Simple,
-                time::now(),
-            )
-            .unwrap();
-        let started = next
-            .task
-            .start(crate::domain::ExecutionStrategy::SingleShot, time::now())
+        let classified = task
+            .classify(TaskType::Test, TaskComplexity::Simple, time::now())
+            .unwrap()
+            .task;
+        let started = classified
+            .start(ExecutionStrategy::SingleShot, time::now())
             .unwrap();
         store
             .apply(&task, &started.task, Some(&fixtures::envelope(&started)))

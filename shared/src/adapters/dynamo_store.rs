@@ -586,15 +586,12 @@ mod tests {
     #[tokio::test]
     async fn when_a_retried_write_finds_its_own_change_should_answer_with_it() {
         // Given a start whose first attempt committed, so that the retry's condition fails
-        let (task, created) = fixtures::created("t");
-        let classified = task
-            .classify(TaskType::Test, TaskComplexity::Simple, time::now())
-            .unwrap()
-            .task;
+        let classified = fixtures::classified("t");
         let started = classified
             .start(crate::domain::ExecutionStrategy::SingleShot, time::now())
             .unwrap();
         let event = fixtures::envelope(&started);
+        let (_, created) = fixtures::created("an earlier event");
         let store = store_reading(stored(&started.task, &[&created, &event]), false);
 
         // When the store reports the outcome
@@ -626,11 +623,7 @@ mod tests {
     #[tokio::test]
     async fn when_another_writer_won_should_answer_conflict() {
         // Given a task another request started with another strategy
-        let (task, _) = fixtures::created("t");
-        let classified = task
-            .classify(TaskType::Test, TaskComplexity::Simple, time::now())
-            .unwrap()
-            .task;
+        let classified = fixtures::classified("t");
         let ours = classified
             .start(crate::domain::ExecutionStrategy::SingleShot, time::now())
             .unwrap();

@@ -1,4 +1,3 @@
-use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -92,21 +91,30 @@ async fn stopped_midway(env: &TestEnv, event: &EventEnvelope, added: bool) {
         .await
         .unwrap();
     if added {
+        // Added as step 2 does, beside whatever the shard holds already.
         let shard = shared::shard::of(task_id, SHARDS);
-        let mut counters: HashMap<String, AttributeValue> = delta
-            .counters
-            .iter()
-            .map(|(name, value)| (name.clone(), AttributeValue::N(value.to_string())))
-            .collect();
-        counters.insert("pk".into(), AttributeValue::S(format!("counters#{shard}")));
-        counters.insert(
-            format!("flush#{task_id}#{}", event.kind().name()),
-            AttributeValue::S("0".into()),
-        );
-        env.dynamodb
-            .put_item()
+        let mut update = env
+            .dynamodb
+            .update_item()
             .table_name(&table)
-            .set_item(Some(counters))
+            .key("pk", AttributeValue::S(format!("counters#{shard}")))
+            .expression_attribute_names(
+                "#token",
+                format!("flush#{task_id}#{}", event.kind().name()),
+            )
+            .expression_attribute_values(":now", AttributeValue::S("0".into()));
+        let mut additions = Vec::new();
+        for (i, (name, value)) in delta.counters.iter().enumerate() {
+            update = update
+                .expression_attribute_names(format!("#c{i}"), name)
+                .expression_attribute_values(
+                    format!(":c{i}"),
+                    AttributeValue::N(value.to_string()),
+                );
+            additions.push(format!("#c{i} :c{i}"));
+        }
+        update
+            .update_expression(format!("SET #token = :now ADD {}", additions.join(", ")))
             .send()
             .await
             .unwrap();
