@@ -1,5 +1,6 @@
 //! Use cases of the task API: each loads, transitions, wraps the change's payload in its
-//! event envelope, stores both atomically, then relays the outbox. Ownership is checked here: another user's task does not exist.
+//! event envelope (in the trace of the current span), stores both atomically, then relays
+//! the outbox. Ownership is checked here: another user's task does not exist.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use crate::domain::{
 use crate::events::EventEnvelope;
 use crate::ports::{EventPublisher, Outbox, PendingEvents, StoreError, TaskPage, TaskStore};
 use crate::relay::relay;
+use crate::telemetry::current_traceparent;
 use crate::time;
 
 /// Largest page of a task listing.
@@ -45,11 +47,10 @@ impl From<StoreError> for TaskError {
     }
 }
 
-/// Who asks, and the trace the resulting events belong to.
+/// Who asks.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: String,
-    pub traceparent: Option<String>,
 }
 
 /// A change a caller asks of an existing task.
@@ -122,7 +123,7 @@ impl TaskService {
             time::now(),
         )?;
         let data = event.expect("creation always emits TaskCreated");
-        let event = EventEnvelope::emitted(&task, data, caller.traceparent.clone());
+        let event = EventEnvelope::emitted(&task, data, current_traceparent());
         let pending = self.store.create(&task, &event).await?;
         info!(task.id = %task.id, user.id = %task.user_id, "task created");
         self.relay(pending).await;
@@ -165,8 +166,7 @@ impl TaskService {
     ) -> Result<Task, TaskError> {
         let current = self.get(caller, id).await?;
         let Transition { task, event } = command.apply(&current)?;
-        let event =
-            event.map(|data| EventEnvelope::emitted(&task, data, caller.traceparent.clone()));
+        let event = event.map(|data| EventEnvelope::emitted(&task, data, current_traceparent()));
         let pending = self.store.apply(&current, &task, event.as_ref()).await?;
         info!(task.id = %id, status = task.status.as_str(), version = task.version, "task transitioned");
         self.relay(pending).await;

@@ -400,12 +400,27 @@ pub async fn call(
     path: &str,
     body: &str,
 ) -> (u16, Value) {
+    call_with(deps, user, method, path, body, &[]).await
+}
+
+/// The same, with more request headers (`traceparent`, say).
+pub async fn call_with(
+    deps: &Deps,
+    user: Option<&str>,
+    method: Method,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let mut builder = lambda_http::http::Request::builder()
         .method(method)
         .uri(path);
     if !body.is_empty() {
         builder = builder.header("content-type", "application/json");
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
     }
     let query: QueryMap = query.parse().expect("query parses");
     let request = builder

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use shared::consumer::{BoxError, Retry};
 use shared::retry::Backoff;
-use tracing::warn;
+use tracing::field::Empty;
+use tracing::{info_span, warn, Instrument};
 
 use crate::BuildRequest;
 
@@ -79,6 +80,34 @@ impl WebhookNotifier {
     }
 
     async fn post_once(&self, request: &BuildRequest) -> Result<(), WebhookError> {
+        // The host only: the URL's path or query may hold a credential.
+        let span = info_span!(
+            "POST webhook",
+            otel.kind = "client",
+            otel.status_code = Empty,
+            http.request.method = "POST",
+            server.address = self.url.host_str().unwrap_or_default(),
+            http.response.status_code = Empty,
+        );
+        let answer = self.send(request).instrument(span.clone()).await;
+        match &answer {
+            Ok(status) => {
+                span.record("http.response.status_code", status.as_u16());
+            }
+            Err(_) => {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        let status = answer?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            span.record("otel.status_code", "ERROR");
+            Err(WebhookError::Status(status))
+        }
+    }
+
+    async fn send(&self, request: &BuildRequest) -> Result<StatusCode, WebhookError> {
         let response = self
             .client
             .post(self.url.clone())
@@ -87,12 +116,7 @@ impl WebhookNotifier {
             .send()
             .await
             .map_err(|err| WebhookError::Unreachable(err.without_url()))?;
-        let status = response.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(WebhookError::Status(status))
-        }
+        Ok(response.status())
     }
 }
 

@@ -5,8 +5,8 @@ use shared::{consumer, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    telemetry::init();
+    let telemetry = telemetry::init("dashboard");
     let settings = DashboardSettings::from_variables(&Variables::from_env())?;
     let aws = clients::load_config().await;
-    consumer::run_lambda(settings.build(&aws)).await
+    consumer::run_lambda(settings.build(&aws), &telemetry).await
 }

@@ -160,7 +160,6 @@ mod tests {
         let service = TaskService::new(store.clone(), store.clone(), publisher.clone());
         let caller = Caller {
             user_id: "user-1".into(),
-            traceparent: None,
         };
         let task = service
             .create(&caller, "Title".into(), "Body".into())

@@ -1,3 +1,4 @@
+use lambda_runtime::layers::OpenTelemetryFaasTrigger;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use outbox_sweeper::SweeperSettings;
 use serde_json::{json, Value};
@@ -7,12 +8,12 @@ use shared::telemetry;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
+    let telemetry = telemetry::init("outbox-sweeper");
     let settings = SweeperSettings::from_variables(&Variables::from_env())?;
     let aws = clients::load_config().await;
     let sweeper = settings.build(&aws);
 
-    lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
+    let handler = service_fn(|_: LambdaEvent<Value>| {
         let sweeper = &sweeper;
         async move {
             let report = sweeper.run_once().await?;
@@ -24,6 +25,9 @@ async fn main() -> Result<(), Error> {
                 "deferred": report.deferred,
             }))
         }
-    }))
-    .await
+    });
+    lambda_runtime::Runtime::new(handler)
+        .layer(telemetry.lambda_layer(OpenTelemetryFaasTrigger::Timer))
+        .run()
+        .await
 }

@@ -8,8 +8,11 @@ use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
-use shared::events::traceparent;
 use shared::service::{Caller, TaskError, TaskService};
+use shared::telemetry::remote_parent;
+use tracing::field::Empty;
+use tracing::{info_span, Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::errors::ApiError;
 use crate::requests::{self, CreateTask};
@@ -23,12 +26,51 @@ pub struct Deps {
     pub dashboard: Arc<dyn DashboardStore>,
 }
 
-/// Serves one request for the caller `user_id` (the verified identity, if any).
+/// Serves one request for the caller `user_id` (the verified identity, if any), in a span
+/// that continues the caller's trace.
 pub async fn handle(deps: &Deps, user_id: Option<&str>, request: Request) -> Response<Body> {
-    match serve(deps, user_id, &request).await {
+    let span = request_span(&request);
+    let response = match serve(deps, user_id, &request)
+        .instrument(span.clone())
+        .await
+    {
         Ok(response) => response,
         Err(err) => responses::error(&err),
+    };
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
     }
+    response
+}
+
+/// The span of one request: a child of the trace its headers or Lambda name, or a new one.
+fn request_span(request: &Request) -> Span {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let lambda_xray = request
+        .lambda_context_ref()
+        .and_then(|context| context.xray_trace_id.as_deref());
+    let method = request.method().as_str();
+    let span = info_span!(
+        "HTTP request",
+        otel.name = %format!("{method} {}", request.uri().path()),
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = method,
+        url.path = request.uri().path(),
+        http.response.status_code = Empty,
+        task.id = Empty,
+    );
+    if let Some(parent) = remote_parent(
+        header("traceparent"),
+        header("x-amzn-trace-id"),
+        lambda_xray,
+    ) {
+        // Only an invalid context is refused, and `remote_parent` gives valid ones.
+        let _ = span.set_parent(parent);
+    }
+    span
 }
 
 async fn serve(
@@ -37,7 +79,7 @@ async fn serve(
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     // As in AWS, where the authorizer runs first: no identity, no further answer.
-    let caller = caller(user_id, request)?;
+    let caller = caller(user_id)?;
     let (stage, path) = split_stage(request);
     let route = route(request.method(), path)?;
     let tasks = &deps.tasks;
@@ -45,6 +87,7 @@ async fn serve(
         Route::CreateTask => {
             let CreateTask { title, description } = requests::body(request)?;
             let task = tasks.create(&caller, title, description).await?;
+            Span::current().record("task.id", tracing::field::display(task.id));
             let mut response = responses::json(StatusCode::CREATED, &TaskView::from(&task));
             let location = format!("{stage}/tasks/{}", task.id)
                 .parse()
@@ -62,10 +105,12 @@ async fn serve(
             ))
         }
         Route::GetTask(id) => {
+            Span::current().record("task.id", tracing::field::display(id));
             let task = tasks.get(&caller, id).await?;
             Ok(responses::json(StatusCode::OK, &TaskView::from(&task)))
         }
         Route::Transition(id, action) => {
+            Span::current().record("task.id", tracing::field::display(id));
             let command = requests::command(action, request)?;
             let task = tasks.execute(&caller, id, command).await?;
             Ok(responses::json(StatusCode::OK, &TaskView::from(&task)))
@@ -99,15 +144,13 @@ fn split_stage(request: &Request) -> (String, &str) {
     (String::new(), path)
 }
 
-fn caller(user_id: Option<&str>, request: &Request) -> Result<Caller, ApiError> {
+fn caller(user_id: Option<&str>) -> Result<Caller, ApiError> {
     let user_id = user_id
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .ok_or_else(ApiError::unauthorized)?;
-    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
     Ok(Caller {
         user_id: user_id.to_owned(),
-        traceparent: traceparent(header("traceparent"), header("x-amzn-trace-id")),
     })
 }
 
@@ -116,6 +159,7 @@ mod tests {
     use dashboard::memory::MemoryDashboard;
     use lambda_http::aws_lambda_events::query_map::QueryMap;
     use lambda_http::http::{HeaderMap, Method};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
     use serde_json::{json, Value};
     use shared::fixtures;
     use shared::memory::{MemoryStore, RecordingPublisher};
@@ -631,6 +675,80 @@ mod tests {
         assert_eq!(stats["tasks_total"], 1);
         assert_eq!(stats["by_status"]["Pending"], 1);
         assert!(stats["success_rate"].is_null());
+    }
+
+    /// The request span the exporter holds, and the event the publisher got.
+    async fn traced_create(
+        headers: &[(&'static str, &str)],
+    ) -> (SpanData, shared::events::EventEnvelope) {
+        let exporter = InMemorySpanExporter::default();
+        let (_telemetry, _installed) = shared::telemetry::init_for_test(exporter.clone());
+        let f = fixture();
+        let mut request = request(Method::POST, "/tasks", r#"{"title":"t","description":""}"#);
+        for (name, value) in headers {
+            request.headers_mut().insert(*name, value.parse().unwrap());
+        }
+
+        let (status, _, _) = decode(handle(&f.deps, Some("alice"), request).await);
+
+        assert_eq!(status, 201);
+        let spans = exporter.get_finished_spans().unwrap();
+        let span = spans
+            .into_iter()
+            .find(|s| s.name == "POST /tasks")
+            .expect("a request span");
+        (span, f.publisher.published().remove(0))
+    }
+
+    #[tokio::test]
+    async fn when_no_trace_header_arrives_should_start_a_trace_the_event_carries() {
+        let (span, event) = traced_create(&[]).await;
+
+        let traceparent = event.traceparent.expect("a traceparent");
+        assert_eq!(
+            traceparent,
+            format!(
+                "00-{}-{}-01",
+                span.span_context.trace_id(),
+                span.span_context.span_id()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn when_a_caller_sends_its_traceparent_should_emit_events_under_the_functions_own_span() {
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+        let (span, event) = traced_create(&[("traceparent", caller)]).await;
+
+        // In the caller's trace, under the request's span rather than the caller's
+        assert_eq!(span.parent_span_id.to_string(), "00f067aa0ba902b7");
+        assert_eq!(
+            event.traceparent.as_deref(),
+            Some(
+                format!(
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
+                    span.span_context.span_id()
+                )
+                .as_str()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn when_api_gateway_sends_a_root_without_parent_should_continue_its_trace() {
+        let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
+
+        let (span, event) = traced_create(&[("x-amzn-trace-id", xray)]).await;
+
+        assert_eq!(
+            span.span_context.trace_id().to_string(),
+            "5759e988bd862e3fe1be46a994272793"
+        );
+        assert!(event
+            .traceparent
+            .unwrap()
+            .starts_with("00-5759e988bd862e3fe1be46a994272793-"));
     }
 
     /// An HTTP API (payload 2.0) event as API Gateway sends it on stage `dev`.

@@ -1,4 +1,5 @@
-use lambda_http::{service_fn, Error, Request};
+use lambda_http::{service_fn, Adapter, Error, Request};
+use lambda_runtime::layers::OpenTelemetryFaasTrigger;
 use shared::adapters::clients;
 use shared::settings::{Settings, Variables};
 use shared::telemetry;
@@ -6,17 +7,20 @@ use task_api::{handle, identity, ApiSettings};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
+    let telemetry = telemetry::init("task-api");
     let settings = ApiSettings::from_variables(&Variables::from_env())?;
     let aws = clients::load_config().await;
     let deps = settings.build(&aws);
 
-    lambda_http::run(service_fn(|request: Request| {
+    let handler = service_fn(|request: Request| {
         let deps = &deps;
         async move {
             let user_id = identity::from_authorizer(&request);
             Ok::<_, Error>(handle(deps, user_id.as_deref(), request).await)
         }
-    }))
-    .await
+    });
+    lambda_runtime::Runtime::new(Adapter::from(handler))
+        .layer(telemetry.lambda_layer(OpenTelemetryFaasTrigger::Http))
+        .run()
+        .await
 }

@@ -33,14 +33,16 @@ struct EventSource {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
-    match run().await {
+    let telemetry = telemetry::init("dev-server");
+    let code = match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("dev-server: {err}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.flush();
+    code
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {

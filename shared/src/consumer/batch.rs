@@ -7,13 +7,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
-use tracing::{error, info, warn};
+use opentelemetry::trace::TraceContextExt;
+use tracing::field::Empty;
+use tracing::{error, info, info_span, warn, Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::error::{Chain, ConsumerError};
 use super::idempotency::{Claim, IdempotencyStore};
 use super::queue::Redelivery;
 use crate::events::EventEnvelope;
 use crate::metrics;
+use crate::telemetry::context_of;
 
 /// What a consumer does with one event. Events it does not act on are simply `Ok`.
 #[async_trait]
@@ -76,17 +80,66 @@ impl Consumer {
         self.handler.name()
     }
 
-    /// Processes a batch and returns the ids of the messages to deliver again.
+    /// Processes a batch and returns the ids of the messages to deliver again. The batch
+    /// has a span linked to every event's trace; each record a span continuing its event's
+    /// trace (or, without one, the batch's).
     pub async fn process(&self, batch: SqsEvent) -> SqsBatchResponse {
-        let outcomes = join_all(batch.records.iter().map(|message| async move {
-            match self.record(message).await {
-                Ok(()) => true,
-                Err(err) => self.settle(message, &err).await,
+        let queue = batch
+            .records
+            .first()
+            .and_then(|message| message.event_source_arn.as_deref())
+            .map(|arn| arn.rsplit(':').next().unwrap_or(arn).to_owned())
+            .unwrap_or_default();
+        let parsed: Vec<(&SqsMessage, Result<EventEnvelope, ConsumerError>)> = batch
+            .records
+            .iter()
+            .map(|message| {
+                let body = message.body.as_deref().unwrap_or_default();
+                (
+                    message,
+                    EventEnvelope::from_json(body).map_err(ConsumerError::from),
+                )
+            })
+            .collect();
+        let batch_span = info_span!(
+            "SQS batch",
+            otel.name = %format!("{queue} process"),
+            otel.kind = "consumer",
+            consumer = self.name(),
+            messaging.system = "aws_sqs",
+            messaging.operation = "process",
+            messaging.destination.name = %queue,
+            messaging.batch.message_count = batch.records.len(),
+        );
+        for event in parsed.iter().filter_map(|(_, event)| event.as_ref().ok()) {
+            if let Some(parent) = event.traceparent.as_deref().and_then(context_of) {
+                batch_span.add_link(parent.span().span_context().clone());
             }
-        }))
-        .await;
+        }
+        let records = parsed.into_iter().map(|(message, event)| {
+            let span =
+                batch_span.in_scope(|| self.record_span(message, &queue, event.as_ref().ok()));
+            async move {
+                let outcome = match event {
+                    Ok(event) => self.apply(&event).await,
+                    Err(err) => Err(err),
+                };
+                let done = match outcome {
+                    Ok(()) => true,
+                    Err(err) => {
+                        let span = Span::current();
+                        span.record("otel.status_code", "ERROR");
+                        span.record("otel.status_message", tracing::field::display(Chain(&err)));
+                        self.settle(message, &err).await
+                    }
+                };
+                (message, done)
+            }
+            .instrument(span)
+        });
+        let outcomes = join_all(records).instrument(batch_span.clone()).await;
         let mut response = SqsBatchResponse::default();
-        for (message, done) in batch.records.iter().zip(outcomes) {
+        for (message, done) in outcomes {
             if !done {
                 response.add_failure(message_id(message));
             }
@@ -94,9 +147,38 @@ impl Consumer {
         response
     }
 
-    async fn record(&self, message: &SqsMessage) -> Result<(), ConsumerError> {
-        let event = EventEnvelope::from_json(message.body.as_deref().unwrap_or_default())?;
-        self.apply(&event).await
+    /// The span of one record: a child of its event's trace when the event names one.
+    fn record_span(
+        &self,
+        message: &SqsMessage,
+        queue: &str,
+        event: Option<&EventEnvelope>,
+    ) -> Span {
+        let span = info_span!(
+            "SQS message",
+            otel.name = %format!("{} process", self.name()),
+            otel.kind = "consumer",
+            otel.status_code = Empty,
+            otel.status_message = Empty,
+            consumer = self.name(),
+            messaging.system = "aws_sqs",
+            messaging.operation = "process",
+            messaging.destination.name = %queue,
+            messaging.message.id = message_id(message),
+            cloudevents.event_id = event.map(|e| tracing::field::display(e.id)),
+            cloudevents.event_type = event.map(|e| e.kind().cloud_event_type()),
+            event.type = event.map(|e| e.kind().name()),
+            event.id = event.map(|e| tracing::field::display(e.id)),
+            task.id = event.map(|e| e.subject.as_str()),
+        );
+        if let Some(parent) = event
+            .and_then(|e| e.traceparent.as_deref())
+            .and_then(context_of)
+        {
+            // Only an invalid context is refused, and `context_of` gives valid ones.
+            let _ = span.set_parent(parent);
+        }
+        span
     }
 
     async fn apply(&self, event: &EventEnvelope) -> Result<(), ConsumerError> {

@@ -10,6 +10,8 @@ use super::{Consumer, EventHandler, RetryBackoff};
 use crate::adapters::{clients, DynamoIdempotencyStore, SqsRedelivery};
 use crate::metrics;
 use crate::settings::{ConfigError, Variables, STACK_NAME};
+use crate::telemetry::Telemetry;
+use lambda_runtime::layers::OpenTelemetryFaasTrigger;
 
 const PROCESSED_EVENTS_TABLE: &str = "PROCESSED_EVENTS_TABLE";
 const RETRY_BASE_SECS: &str = "RETRY_BASE_SECS";
@@ -55,13 +57,20 @@ impl ToolkitSettings {
     }
 }
 
-/// Serves `consumer` as an SQS-triggered Lambda until the runtime stops.
-pub async fn run_lambda(consumer: Consumer) -> Result<(), lambda_runtime::Error> {
+/// Serves `consumer` as an SQS-triggered Lambda until the runtime stops, exporting its
+/// spans at the end of each invocation.
+pub async fn run_lambda(
+    consumer: Consumer,
+    telemetry: &Telemetry,
+) -> Result<(), lambda_runtime::Error> {
     let consumer = &consumer;
-    lambda_runtime::run(lambda_runtime::service_fn(
+    let handler = lambda_runtime::service_fn(
         |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
             Ok::<_, lambda_runtime::Error>(consumer.process(event.payload).await)
         },
-    ))
-    .await
+    );
+    lambda_runtime::Runtime::new(handler)
+        .layer(telemetry.lambda_layer(OpenTelemetryFaasTrigger::PubSub))
+        .run()
+        .await
 }

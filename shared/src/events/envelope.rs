@@ -213,6 +213,7 @@ mod tests {
         for (event, expected) in cases() {
             let actual: Value = serde_json::from_str(&event.to_json()).unwrap();
             assert_eq!(actual, expected, "{:?}", event.kind());
+            assert_eq!(actual["type"], event.kind().cloud_event_type());
         }
     }
 

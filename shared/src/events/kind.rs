@@ -1,5 +1,5 @@
-//! The names under which each event type travels in SNS message attributes, which the
-//! subscriptions' filter policies match.
+//! The names under which each event type travels: SNS message attributes, which the
+//! subscriptions' filter policies match, and the CloudEvents `type`.
 
 use crate::domain::TaskEventData;
 
@@ -29,6 +29,16 @@ impl EventKind {
             EventKind::TaskStarted => "TaskStarted",
             EventKind::TaskCompleted => "TaskCompleted",
             EventKind::TaskFailed => "TaskFailed",
+        }
+    }
+
+    /// Value of the CloudEvents `type` attribute, as the envelope serialises it.
+    pub fn cloud_event_type(self) -> &'static str {
+        match self {
+            EventKind::TaskCreated => "task.created.v1",
+            EventKind::TaskStarted => "task.started.v1",
+            EventKind::TaskCompleted => "task.completed.v1",
+            EventKind::TaskFailed => "task.failed.v1",
         }
     }
 

@@ -3,9 +3,7 @@
 
 mod envelope;
 mod kind;
-mod trace;
 
 pub use crate::domain::{TaskCompleted, TaskCreated, TaskEventData, TaskFailed, TaskStarted};
 pub use envelope::{EventEnvelope, EventParseError, DATA_CONTENT_TYPE, EVENT_SOURCE, SPEC_VERSION};
 pub use kind::EventKind;
-pub use trace::traceparent;

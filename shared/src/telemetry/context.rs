@@ -1,0 +1,155 @@
+//! Trace context across process boundaries: continuing a caller's trace from its headers
+//! or Lambda's X-Ray trace id, and the `traceparent` of the current span for the events
+//! it emits.
+
+use std::collections::HashMap;
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry::Context;
+use opentelemetry_aws::trace::XrayPropagator;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// The trace a request continues: a W3C `traceparent`, else an `X-Amzn-Trace-Id`
+/// header, else Lambda's X-Ray trace id. `None` starts a new trace.
+pub fn remote_parent(
+    traceparent: Option<&str>,
+    xray_header: Option<&str>,
+    lambda_xray: Option<&str>,
+) -> Option<Context> {
+    traceparent.and_then(context_of).or_else(|| {
+        [xray_header, lambda_xray]
+            .into_iter()
+            .flatten()
+            .find_map(from_xray)
+    })
+}
+
+/// The context a W3C `traceparent` names, if valid.
+pub fn context_of(traceparent: &str) -> Option<Context> {
+    let carrier = HashMap::from([("traceparent".to_owned(), traceparent.trim().to_owned())]);
+    let context = TraceContextPropagator::new().extract(&carrier);
+    context.span().span_context().is_valid().then_some(context)
+}
+
+fn from_xray(header: &str) -> Option<Context> {
+    let carrier = HashMap::from([("x-amzn-trace-id".to_owned(), header.trim().to_owned())]);
+    let context = XrayPropagator::default().extract(&carrier);
+    let found = context.span().span_context().clone();
+    if found.is_valid() {
+        return Some(context);
+    }
+    if found.trace_id() == TraceId::INVALID {
+        return None;
+    }
+    // API Gateway names the trace (`Root`) but not its own segment (`Parent`): continue
+    // the trace under a stand-in for that segment.
+    let sampled = if header.contains("Sampled=0") {
+        TraceFlags::default()
+    } else {
+        TraceFlags::SAMPLED
+    };
+    let parent = SpanContext::new(
+        found.trace_id(),
+        RandomIdGenerator::default().new_span_id(),
+        sampled,
+        true,
+        TraceState::default(),
+    );
+    Some(Context::new().with_remote_span_context(parent))
+}
+
+/// The W3C `traceparent` of the current span, for the events it emits; `None` outside
+/// any traced span.
+pub fn current_traceparent() -> Option<String> {
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let current = span.span_context();
+    if !current.is_valid() || current.span_id() == SpanId::INVALID {
+        return None;
+    }
+    let flags = current.trace_flags() & TraceFlags::SAMPLED;
+    Some(format!(
+        "00-{}-{}-{:02x}",
+        current.trace_id(),
+        current.span_id(),
+        flags.to_u8()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(context: &Context) -> (String, String) {
+        let span = context.span();
+        let found = span.span_context();
+        (found.trace_id().to_string(), found.span_id().to_string())
+    }
+
+    #[test]
+    fn when_a_w3c_traceparent_arrives_should_continue_it_before_anything_else() {
+        let context = remote_parent(
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            ids(&context),
+            (
+                "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                "00f067aa0ba902b7".into()
+            )
+        );
+    }
+
+    #[test]
+    fn when_only_an_xray_header_with_its_parent_arrives_should_continue_it() {
+        let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let context = remote_parent(None, Some(xray), None).unwrap();
+        assert_eq!(
+            ids(&context),
+            (
+                "5759e988bd862e3fe1be46a994272793".into(),
+                "53995c3f42cd8ad8".into()
+            )
+        );
+    }
+
+    #[test]
+    fn when_api_gateway_names_only_the_root_should_continue_its_trace() {
+        // As HTTP APIs send it: a Root, no Parent.
+        let context =
+            remote_parent(None, Some("Root=1-5759e988-bd862e3fe1be46a994272793"), None).unwrap();
+        let (trace, span) = ids(&context);
+        assert_eq!(trace, "5759e988bd862e3fe1be46a994272793");
+        assert_ne!(span, SpanId::INVALID.to_string());
+        assert!(context.span().span_context().is_sampled());
+    }
+
+    #[test]
+    fn when_only_lambda_names_the_trace_should_continue_it() {
+        let lambda = "Root=1-6759e988-bd862e3fe1be46a994272793;Parent=63995c3f42cd8ad8;Sampled=1";
+        let context = remote_parent(Some("garbage"), Some("nonsense"), Some(lambda)).unwrap();
+        assert_eq!(ids(&context).0, "6759e988bd862e3fe1be46a994272793");
+    }
+
+    #[test]
+    fn when_nothing_names_a_trace_should_start_a_new_one() {
+        assert!(remote_parent(None, None, None).is_none());
+        assert!(remote_parent(
+            Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            Some("Root=1-abc"),
+            None
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn when_outside_any_span_should_name_no_traceparent() {
+        assert_eq!(current_traceparent(), None);
+    }
+}

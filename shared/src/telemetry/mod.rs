@@ -1,0 +1,140 @@
+//! Logs and traces of every function: JSON log lines (level from `RUST_LOG`), and
+//! OpenTelemetry spans made from `tracing` spans, exported to X-Ray in Lambda (to the
+//! daemon Lambda runs at `AWS_XRAY_DAEMON_ADDRESS`) or as JSON lines to `OTEL_SPANS_FILE`.
+
+mod context;
+mod file_exporter;
+
+use lambda_runtime::layers::{OpenTelemetryFaasTrigger, OpenTelemetryLayer};
+use opentelemetry::global;
+use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_aws::trace::{XrayIdGenerator, XrayPropagator};
+use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
+use opentelemetry_aws::xray_exporter::XrayExporter;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter, TracerProviderBuilder};
+use opentelemetry_sdk::Resource;
+use tracing::{warn, Level};
+use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
+
+pub use context::{context_of, current_traceparent, remote_parent};
+pub use file_exporter::JsonLinesExporter;
+
+/// Where spans go locally: a file of JSON lines that `infra/local.sh trace` reads.
+pub const SPANS_FILE: &str = "OTEL_SPANS_FILE";
+/// Set by Lambda when X-Ray tracing is active: `host:port` of its daemon.
+const XRAY_DAEMON: &str = "AWS_XRAY_DAEMON_ADDRESS";
+
+/// The installed tracing; `flush` after each invocation, so no span waits in a frozen
+/// environment.
+#[derive(Clone)]
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+}
+
+impl Telemetry {
+    /// The Lambda runtime's layer: a span per invocation (`faas.*` attributes, cold start)
+    /// and every span exported when the invocation ends.
+    pub fn lambda_layer(
+        &self,
+        trigger: OpenTelemetryFaasTrigger,
+    ) -> OpenTelemetryLayer<impl Fn() + Clone> {
+        let telemetry = self.clone();
+        OpenTelemetryLayer::new(move || telemetry.flush()).with_trigger(trigger)
+    }
+
+    /// Exports every finished span now.
+    pub fn flush(&self) {
+        if let Err(err) = self.provider.force_flush() {
+            warn!(error = %err, "spans could not be exported");
+        }
+    }
+}
+
+/// Installs logging and tracing for `service`; call once at the top of `main`. Spans go
+/// to X-Ray in Lambda, to `OTEL_SPANS_FILE` when set, and nowhere otherwise (trace context
+/// still flows into the events).
+pub fn init(service: &'static str) -> Telemetry {
+    let builder = SdkTracerProvider::builder();
+    let builder = match (std::env::var(XRAY_DAEMON), std::env::var(SPANS_FILE)) {
+        (Ok(address), _) => match xray(&address) {
+            Ok(exporter) => builder.with_batch_exporter(exporter),
+            Err(err) => {
+                eprintln!("{service}: spans are not exported, the X-Ray daemon at {address} is unusable: {err}");
+                builder
+            }
+        },
+        (_, Ok(path)) => match JsonLinesExporter::append_to(&path) {
+            Ok(exporter) => builder.with_batch_exporter(exporter),
+            Err(err) => {
+                eprintln!("{service}: spans are not written, {path} cannot be opened: {err}");
+                builder
+            }
+        },
+        _ => builder,
+    };
+    let telemetry = telemetry(builder, service);
+    subscriber(&telemetry, service).init();
+    telemetry
+}
+
+/// Installs tracing into `exporter` for the current thread only, as a test wants it;
+/// spans are exported as they end. Dropping the guard uninstalls it.
+pub fn init_for_test<E: SpanExporter + 'static>(
+    exporter: E,
+) -> (Telemetry, tracing::subscriber::DefaultGuard) {
+    let telemetry = telemetry(
+        SdkTracerProvider::builder().with_simple_exporter(exporter),
+        "test",
+    );
+    let guard = tracing::subscriber::set_default(subscriber(&telemetry, "test"));
+    (telemetry, guard)
+}
+
+fn xray(address: &str) -> Result<XrayExporter<XrayDaemonClient>, Box<dyn std::error::Error>> {
+    let address = address.parse()?;
+    Ok(XrayExporter::new(XrayDaemonClient::new(address)?))
+}
+
+/// X-Ray's trace ids (they start with the time), W3C and X-Ray headers both understood.
+fn telemetry(builder: TracerProviderBuilder, service: &'static str) -> Telemetry {
+    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(XrayPropagator::default()),
+    ]));
+    let provider = builder
+        .with_id_generator(XrayIdGenerator::default())
+        .with_resource(Resource::builder().with_service_name(service).build())
+        .build();
+    Telemetry { provider }
+}
+
+/// What becomes a span: our own spans and events at `info` and above, and the AWS SDK's
+/// spans of each call (at `debug`), not its inner steps or debug logs.
+fn exported(metadata: &tracing::Metadata<'_>) -> bool {
+    if metadata.target().starts_with("aws_sdk_") {
+        metadata.is_span()
+    } else {
+        *metadata.level() <= Level::INFO
+    }
+}
+
+fn subscriber(
+    telemetry: &Telemetry,
+    service: &'static str,
+) -> impl tracing::Subscriber + Send + Sync {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(true)
+        .with_target(false)
+        .with_filter(filter);
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(telemetry.provider.tracer(service))
+        .with_filter(filter_fn(exported));
+    Registry::default().with(logs).with(spans)
+}
