@@ -11,6 +11,7 @@
 #   infra/local.sh start | stop    emulators in the background, for manual use
 #   infra/local.sh provision [P]   create the template's resources under prefix P (default: local)
 #   infra/local.sh env             print the variables to point a shell at the running emulators
+#   infra/local.sh trace ID        print task ID's traces as trees (from the spans `up` writes)
 #   infra/local.sh dlq C [P]       list consumer C's dead letters (C: ml-classifier, dashboard, cicd-monitor)
 #   infra/local.sh redrive C [P]   move consumer C's dead letters back to its queue (P: prefix, default local)
 #
@@ -320,7 +321,12 @@ cmd_up() {
   json=$(provision local)
   eval "$(env_exports <<<"$json")"
   export PORT=${PORT:-3000}
-  log "starting the dev server on http://127.0.0.1:$PORT (Ctrl-C stops everything)"
+  # The spans of this run only, for `infra/local.sh trace`.
+  if [[ -z ${OTEL_SPANS_FILE:-} ]]; then
+    export OTEL_SPANS_FILE=$RUN_DIR/spans.jsonl
+    : >"$OTEL_SPANS_FILE"
+  fi
+  log "starting the dev server on http://127.0.0.1:$PORT (Ctrl-C stops everything; spans in $OTEL_SPANS_FILE)"
   cd "$ROOT"
   cargo run -p dev-server
 }
@@ -421,6 +427,10 @@ main() {
     provision)
       export_emulator_env
       provision "${1:-local}"
+      ;;
+    trace)
+      (($#)) || die "name the task: infra/local.sh trace <task-id>"
+      python3 "$ROOT/infra/trace.py" "$1" --file "${OTEL_SPANS_FILE:-$RUN_DIR/spans.jsonl}"
       ;;
     dlq | redrive)
       (($#)) || die "name the consumer: infra/local.sh $command ml-classifier|dashboard|cicd-monitor"

@@ -134,10 +134,11 @@ pub async fn sweep(
     } else {
         debug!("no outbox waits for the sweeper");
     }
-    // Counted every run, so the alarm sees a parked outbox until someone deals with it.
+    // Counted every run while any is parked, so the alarm stays on until someone deals
+    // with them (no data counts as none).
     let parked = outbox.parked().await?;
-    crate::metrics::outbox_parked(parked);
     if parked > 0 {
+        crate::metrics::outbox_parked(parked);
         warn!(
             parked,
             "outboxes are parked after failing repeatedly; see the README"

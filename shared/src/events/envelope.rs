@@ -34,12 +34,19 @@ pub struct EventEnvelope {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventParseError {
+    /// The parser's message is the whole story, so it is not repeated as a source.
     #[error("not a task event: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     #[error("unsupported specversion {0:?}, expected \"1.0\"")]
     SpecVersion(String),
     #[error("subject {subject:?} does not match data.task_id {task_id}")]
     Subject { subject: String, task_id: Uuid },
+}
+
+impl From<serde_json::Error> for EventParseError {
+    fn from(err: serde_json::Error) -> Self {
+        EventParseError::Json(err)
+    }
 }
 
 impl EventEnvelope {

@@ -16,8 +16,10 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter, TracerProviderBuilder};
 use opentelemetry_sdk::Resource;
 use tracing::{warn, Level};
-use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing_subscriber::filter::{dynamic_filter_fn, EnvFilter};
+use tracing_subscriber::layer::Context;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
@@ -114,10 +116,14 @@ fn telemetry(builder: TracerProviderBuilder, service: &'static str) -> Telemetry
 }
 
 /// What becomes a span: our own spans and events at `info` and above, and the AWS SDK's
-/// spans of each call (at `debug`), not its inner steps or debug logs.
-fn exported(metadata: &tracing::Metadata<'_>) -> bool {
+/// span of each call (at `debug`) made within one of ours, not its inner steps, its debug
+/// logs or the calls of idle polling.
+fn exported<S>(metadata: &tracing::Metadata<'_>, within: &Context<'_, S>) -> bool
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
     if metadata.target().starts_with("aws_sdk_") {
-        metadata.is_span()
+        metadata.is_span() && within.lookup_current().is_some()
     } else {
         *metadata.level() <= Level::INFO
     }
@@ -135,6 +141,6 @@ fn subscriber(
         .with_filter(filter);
     let spans = tracing_opentelemetry::layer()
         .with_tracer(telemetry.provider.tracer(service))
-        .with_filter(filter_fn(exported));
+        .with_filter(dynamic_filter_fn(exported));
     Registry::default().with(logs).with(spans)
 }
