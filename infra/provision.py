@@ -49,11 +49,12 @@ FUNCTION = "AWS::Serverless::Function"
 
 # The properties of each provisioned type, in the order `up` creates the types.
 # A queue's properties are its attributes, and so are a subscription's but the
-# first three; a table's billing, backups and encryption only matter in AWS.
+# first three; a table's billing, backups and encryption, and a topic's tracing,
+# only matter in AWS.
 PROPERTIES = {
     TABLE: {"AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "TimeToLiveSpecification",
             "BillingMode", "PointInTimeRecoverySpecification", "SSESpecification"},
-    TOPIC: set(),
+    TOPIC: {"TracingConfig"},
     QUEUE: {"VisibilityTimeout", "MessageRetentionPeriod", "SqsManagedSseEnabled", "RedrivePolicy"},
     QUEUE_POLICY: {"Queues", "PolicyDocument"},
     SUBSCRIPTION: {"TopicArn", "Protocol", "Endpoint",
