@@ -9,7 +9,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 use shared::service::{Caller, TaskError, TaskService};
-use shared::telemetry::remote_parent;
+use shared::telemetry::{record_trace_id, remote_parent};
 use tracing::field::Empty;
 use tracing::{info_span, Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -61,6 +61,7 @@ fn request_span(request: &Request) -> Span {
         url.path = request.uri().path(),
         http.response.status_code = Empty,
         task.id = Empty,
+        trace_id = Empty,
     );
     if let Some(parent) = remote_parent(
         header("traceparent"),
@@ -70,6 +71,7 @@ fn request_span(request: &Request) -> Span {
         // Only an invalid context is refused, and `remote_parent` gives valid ones.
         let _ = span.set_parent(parent);
     }
+    record_trace_id(&span);
     span
 }
 

@@ -17,7 +17,7 @@ use super::idempotency::{Claim, IdempotencyStore};
 use super::queue::Redelivery;
 use crate::events::EventEnvelope;
 use crate::metrics;
-use crate::telemetry::context_of;
+use crate::telemetry::{context_of, record_trace_id};
 
 /// What a consumer does with one event. Events it does not act on are simply `Ok`.
 #[async_trait]
@@ -170,6 +170,7 @@ impl Consumer {
             event.type = event.map(|e| e.kind().name()),
             event.id = event.map(|e| tracing::field::display(e.id)),
             task.id = event.map(|e| e.subject.as_str()),
+            trace_id = Empty,
         );
         if let Some(parent) = event
             .and_then(|e| e.traceparent.as_deref())
@@ -178,6 +179,7 @@ impl Consumer {
             // Only an invalid context is refused, and `context_of` gives valid ones.
             let _ = span.set_parent(parent);
         }
+        record_trace_id(&span);
         span
     }
 

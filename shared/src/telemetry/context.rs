@@ -61,6 +61,16 @@ fn from_xray(header: &str) -> Option<Context> {
     Some(Context::new().with_remote_span_context(parent))
 }
 
+/// Records `span`'s trace id in its `trace_id` field, so every log line within it names
+/// the trace. Call it once the span's parent is set: it starts the span.
+pub fn record_trace_id(span: &tracing::Span) {
+    let context = span.context();
+    let trace_id = context.span().span_context().trace_id();
+    if trace_id != TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+}
+
 /// The W3C `traceparent` of the current span, for the events it emits; `None` outside
 /// any traced span.
 pub fn current_traceparent() -> Option<String> {

@@ -23,7 +23,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
-pub use context::{context_of, current_traceparent, remote_parent};
+pub use context::{context_of, current_traceparent, record_trace_id, remote_parent};
 pub use file_exporter::JsonLinesExporter;
 
 /// Where spans go locally: a file of JSON lines that `infra/local.sh trace` reads.
