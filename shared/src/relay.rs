@@ -11,10 +11,12 @@ use uuid::Uuid;
 use crate::ports::{EventPublisher, Outbox, PendingEvents, StoreError};
 
 /// What one relay pass did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RelayReport {
     pub published: usize,
     pub failed: usize,
+    /// When the oldest event relayed was written.
+    pub oldest: Option<DateTime<Utc>>,
 }
 
 /// Publishes `pending` in sequence order and acknowledges what was published.
@@ -39,6 +41,7 @@ pub async fn relay(
     Ok(RelayReport {
         published: report.published.len(),
         failed: report.failed.len(),
+        oldest: pending.events.iter().map(|event| event.time).min(),
     })
 }
 
@@ -109,6 +112,7 @@ pub async fn sweep(
             .buffer_unordered(limits.concurrency.max(1))
             .collect()
             .await;
+        let mut oldest: Option<DateTime<Utc>> = None;
         for outcome in outcomes {
             if matches!(outcome, Outcome::Parked(_)) {
                 report.parked += 1;
@@ -117,10 +121,15 @@ pub async fn sweep(
                 Outcome::Relayed(one) | Outcome::Parked(one) => {
                     report.published += one.published;
                     report.failed += one.failed;
+                    oldest = oldest.into_iter().chain(one.oldest).min();
                 }
                 Outcome::Failed => report.errors += 1,
                 Outcome::Deferred => report.deferred += 1,
             }
+        }
+        let age = oldest.and_then(|oldest| (crate::time::now() - oldest).to_std().ok());
+        if let Some(age) = age {
+            crate::metrics::Measure::OutboxAge(age).emit();
         }
         info!(
             tasks = report.tasks,

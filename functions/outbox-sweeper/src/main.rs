@@ -4,7 +4,7 @@ use outbox_sweeper::SweeperSettings;
 use serde_json::{json, Value};
 use shared::adapters::clients;
 use shared::settings::{Settings, Variables};
-use shared::telemetry;
+use shared::{metrics, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -12,6 +12,7 @@ async fn main() -> Result<(), Error> {
     let settings = SweeperSettings::from_variables(&Variables::from_env())?;
     let aws = clients::load_config().await;
     let sweeper = settings.build(&aws);
+    metrics::Measure::ColdStart("outbox-sweeper").emit();
 
     let handler = service_fn(|_: LambdaEvent<Value>| {
         let sweeper = &sweeper;

@@ -2,7 +2,7 @@ use lambda_http::{service_fn, Adapter, Error, Request};
 use lambda_runtime::layers::OpenTelemetryFaasTrigger;
 use shared::adapters::clients;
 use shared::settings::{Settings, Variables};
-use shared::telemetry;
+use shared::{metrics, telemetry};
 use task_api::{handle, identity, ApiSettings};
 
 #[tokio::main]
@@ -11,6 +11,7 @@ async fn main() -> Result<(), Error> {
     let settings = ApiSettings::from_variables(&Variables::from_env())?;
     let aws = clients::load_config().await;
     let deps = settings.build(&aws);
+    metrics::Measure::ColdStart("task-api").emit();
 
     let handler = service_fn(|request: Request| {
         let deps = &deps;

@@ -211,6 +211,7 @@ impl EventPublisher for SnsPublisher {
         );
         async {
             info!("publishing events");
+            let started = std::time::Instant::now();
             let mut report = BatchReport::default();
             for chunk in events.chunks(MAX_BATCH_ENTRIES) {
                 self.publish_chunk(chunk, &mut report).await;
@@ -223,6 +224,7 @@ impl EventPublisher for SnsPublisher {
                 failed = report.failed.len(),
                 "batch publish finished"
             );
+            metrics::Measure::PublishLatency(started.elapsed()).emit();
             if !report.failed.is_empty() {
                 metrics::publish_failures(report.failed.len());
             }

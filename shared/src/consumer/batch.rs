@@ -2,7 +2,7 @@
 //! response names only the messages to deliver again. Every consumer tolerates any order.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -16,8 +16,9 @@ use super::error::{Chain, ConsumerError};
 use super::idempotency::{Claim, IdempotencyStore};
 use super::queue::Redelivery;
 use crate::events::EventEnvelope;
-use crate::metrics;
+use crate::metrics::Measure;
 use crate::telemetry::{context_of, record_trace_id};
+use crate::time;
 
 /// What a consumer does with one event. Events it does not act on are simply `Ok`.
 #[async_trait]
@@ -120,6 +121,9 @@ impl Consumer {
             let span =
                 batch_span.in_scope(|| self.record_span(message, &queue, event.as_ref().ok()));
             async move {
+                if receives(message) > 1 {
+                    Measure::Retried(self.name()).emit();
+                }
                 let outcome = match event {
                     Ok(event) => self.apply(&event).await,
                     Err(err) => Err(err),
@@ -188,6 +192,7 @@ impl Consumer {
         match self.idempotency.begin(consumer, event.id).await? {
             Claim::AlreadyApplied => {
                 info!(consumer, event.id = %event.id, "event already applied; acknowledged");
+                Measure::DuplicateSkipped(consumer).emit();
                 return Ok(());
             }
             Claim::InFlight => {
@@ -197,8 +202,12 @@ impl Consumer {
             }
             Claim::Acquired => {}
         }
+        let started = Instant::now();
         match self.handler.handle(event).await {
             Ok(()) => {
+                Measure::ProcessingTime(consumer, started.elapsed()).emit();
+                let age = (time::now() - event.time).to_std().unwrap_or_default();
+                Measure::EventAge(consumer, age).emit();
                 if let Err(err) = self.idempotency.complete(consumer, event.id).await {
                     // Applied already: retrying would apply it twice once the lease expires.
                     warn!(consumer, event.id = %event.id, error = %err, "could not record the event as applied");
@@ -229,7 +238,7 @@ impl Consumer {
                         reason,
                         "no retry can succeed; the message was moved to the dead-letter queue"
                     );
-                    metrics::dead_lettered(consumer);
+                    Measure::DeadLettered(consumer).emit();
                     return true;
                 }
                 Err(send) => {
@@ -247,21 +256,22 @@ impl Consumer {
                 "processing failed; the message will be retried"
             );
         }
-        let receives = message
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|count| count.parse().ok())
-            .unwrap_or(1);
-        if let Err(err) = self
-            .queue
-            .delay(message, self.backoff.after(receives))
-            .await
-        {
+        let delay = self.backoff.after(receives(message));
+        if let Err(err) = self.queue.delay(message, delay).await {
             // The queue's own visibility timeout still applies; the retry only comes sooner.
             warn!(consumer, message.id = message_id(message), error = %Chain(&err), "could not delay the retry");
         }
         false
     }
+}
+
+/// How often SQS delivered the message, this delivery included.
+fn receives(message: &SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1)
 }
 
 fn message_id(message: &SqsMessage) -> &str {
