@@ -33,9 +33,23 @@ struct Record {
 #[derive(Default)]
 pub struct MemoryStore {
     records: Mutex<HashMap<Uuid, Record>>,
+    /// Every call fails as an unreachable table would.
+    down: AtomicBool,
 }
 
 impl MemoryStore {
+    /// Makes every call fail (or work again), as a table out of reach.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn reachable(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("the table is out of reach".into()));
+        }
+        Ok(())
+    }
+
     pub fn new() -> Self {
         Self::default()
     }
@@ -69,6 +83,7 @@ impl TaskStore for MemoryStore {
         task: &Task,
         event: &EventEnvelope,
     ) -> Result<PendingEvents, StoreError> {
+        self.reachable()?;
         let mut records = self.records.lock().unwrap();
         if records.contains_key(&task.id) {
             return Err(StoreError::Conflict);
@@ -84,6 +99,7 @@ impl TaskStore for MemoryStore {
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<Task>, StoreError> {
+        self.reachable()?;
         let records = self.records.lock().unwrap();
         Ok(records.get(&id).and_then(|r| r.task.clone()))
     }
@@ -94,6 +110,7 @@ impl TaskStore for MemoryStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<TaskPage, StoreError> {
+        self.reachable()?;
         let records = self.records.lock().unwrap();
         let mut tasks: Vec<Task> = records
             .values()
@@ -132,6 +149,7 @@ impl TaskStore for MemoryStore {
         next: &Task,
         event: Option<&EventEnvelope>,
     ) -> Result<PendingEvents, StoreError> {
+        self.reachable()?;
         let mut records = self.records.lock().unwrap();
         let record = records.get_mut(&previous.id).ok_or(StoreError::Conflict)?;
         let stored = record.task.as_ref().ok_or(StoreError::Conflict)?;

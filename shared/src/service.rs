@@ -47,10 +47,11 @@ impl From<StoreError> for TaskError {
     }
 }
 
-/// Who asks.
+/// Who asks, and the id of the request, which the events it causes carry.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: String,
+    pub request_id: Option<String>,
 }
 
 /// A change a caller asks of an existing task.
@@ -123,7 +124,8 @@ impl TaskService {
             time::now(),
         )?;
         let data = event.expect("creation always emits TaskCreated");
-        let event = EventEnvelope::emitted(&task, data, current_traceparent());
+        let mut event = EventEnvelope::emitted(&task, data, current_traceparent());
+        event.correlationid = caller.request_id.clone();
         let pending = self.store.create(&task, &event).await?;
         info!(task.id = %task.id, user.id = %task.user_id, "task created");
         self.relay(pending).await;
@@ -166,7 +168,11 @@ impl TaskService {
     ) -> Result<Task, TaskError> {
         let current = self.get(caller, id).await?;
         let Transition { task, event } = command.apply(&current)?;
-        let event = event.map(|data| EventEnvelope::emitted(&task, data, current_traceparent()));
+        let event = event.map(|data| {
+            let mut event = EventEnvelope::emitted(&task, data, current_traceparent());
+            event.correlationid = caller.request_id.clone();
+            event
+        });
         let pending = self.store.apply(&current, &task, event.as_ref()).await?;
         info!(task.id = %id, status = task.status.as_str(), version = task.version, "task transitioned");
         self.relay(pending).await;

@@ -160,6 +160,7 @@ mod tests {
         let service = TaskService::new(store.clone(), store.clone(), publisher.clone());
         let caller = Caller {
             user_id: "user-1".into(),
+            request_id: None,
         };
         let task = service
             .create(&caller, "Title".into(), "Body".into())

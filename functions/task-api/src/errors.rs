@@ -13,6 +13,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Methods to name in an `Allow` header (405 only).
     pub allow: Vec<Method>,
+    /// The request's id, for a 5xx answer, so the caller can quote it.
+    pub request_id: Option<String>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             allow: Vec::new(),
+            request_id: None,
         }
     }
 

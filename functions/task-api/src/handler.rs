@@ -29,12 +29,17 @@ pub struct Deps {
 /// Serves one request for the caller `user_id` (the verified identity, if any), in a span
 /// that continues the caller's trace.
 pub async fn handle(deps: &Deps, user_id: Option<&str>, request: Request) -> Response<Body> {
-    let span = request_span(&request);
-    let response = match serve(deps, user_id, &request)
+    let request_id = request_id(&request);
+    let span = request_span(&request, &request_id);
+    let served = serve(deps, user_id, &request, &request_id)
         .instrument(span.clone())
-        .await
-    {
+        .await;
+    let response = match served {
         Ok(response) => response,
+        Err(err) if err.status >= 500 => responses::error(&ApiError {
+            request_id: Some(request_id),
+            ..err
+        }),
         Err(err) => responses::error(&err),
     };
     let status = response.status();
@@ -45,8 +50,20 @@ pub async fn handle(deps: &Deps, user_id: Option<&str>, request: Request) -> Res
     response
 }
 
+/// The request's id: API Gateway's, else Lambda's, else (locally) a new one.
+fn request_id(request: &Request) -> String {
+    let gateway = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
+        _ => None,
+    };
+    gateway
+        .or_else(|| request.lambda_context_ref().map(|c| c.request_id.clone()))
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
 /// The span of one request: a child of the trace its headers or Lambda name, or a new one.
-fn request_span(request: &Request) -> Span {
+fn request_span(request: &Request, request_id: &str) -> Span {
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
     let lambda_xray = request
         .lambda_context_ref()
@@ -62,6 +79,7 @@ fn request_span(request: &Request) -> Span {
         http.response.status_code = Empty,
         task.id = Empty,
         trace_id = Empty,
+        correlation_id = request_id,
     );
     if let Some(parent) = remote_parent(
         header("traceparent"),
@@ -79,9 +97,10 @@ async fn serve(
     deps: &Deps,
     user_id: Option<&str>,
     request: &Request,
+    request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     // As in AWS, where the authorizer runs first: no identity, no further answer.
-    let caller = caller(user_id)?;
+    let caller = caller(user_id, request_id)?;
     let (stage, path) = split_stage(request);
     let route = route(request.method(), path)?;
     let tasks = &deps.tasks;
@@ -146,13 +165,14 @@ fn split_stage(request: &Request) -> (String, &str) {
     (String::new(), path)
 }
 
-fn caller(user_id: Option<&str>) -> Result<Caller, ApiError> {
+fn caller(user_id: Option<&str>, request_id: &str) -> Result<Caller, ApiError> {
     let user_id = user_id
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .ok_or_else(ApiError::unauthorized)?;
     Ok(Caller {
         user_id: user_id.to_owned(),
+        request_id: Some(request_id.to_owned()),
     })
 }
 
@@ -596,6 +616,22 @@ mod tests {
             (task["version"].as_u64(), task["status"].as_str()),
             (Some(1), Some("Pending"))
         );
+    }
+
+    #[tokio::test]
+    async fn when_storage_fails_should_answer_500_with_the_request_id_and_no_detail() {
+        let f = fixture();
+        f.store.set_down(true);
+
+        let (status, body) = call(&f, Some("alice"), Method::GET, "/tasks", "").await;
+
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (500, Some("internal_error"))
+        );
+        let request_id = body["request_id"].as_str().expect("a request id");
+        assert!(uuid::Uuid::parse_str(request_id).is_ok(), "{body}");
+        assert!(!body.to_string().contains("out of reach"), "{body}");
     }
 
     #[tokio::test]

@@ -73,6 +73,9 @@ pub fn error(err: &ApiError) -> Response<Body> {
     if let Some(field) = &err.field {
         body["field"] = json!(field);
     }
+    if let Some(request_id) = &err.request_id {
+        body["request_id"] = json!(request_id);
+    }
     let mut response = json(
         StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &body,

@@ -174,6 +174,7 @@ impl Consumer {
             event.type = event.map(|e| e.kind().name()),
             event.id = event.map(|e| tracing::field::display(e.id)),
             task.id = event.map(|e| e.subject.as_str()),
+            correlation_id = event.and_then(|e| e.correlationid.as_deref()),
             trace_id = Empty,
         );
         if let Some(parent) = event

@@ -30,6 +30,10 @@ pub struct EventEnvelope {
     pub sequence: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The id of the request that caused the event (API Gateway's request id), so that
+    /// every consumer's log lines can be found from it; a CloudEvents extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlationid: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +65,7 @@ impl EventEnvelope {
             datacontenttype: DATA_CONTENT_TYPE.to_owned(),
             sequence,
             traceparent: None,
+            correlationid: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod context;
 mod file_exporter;
+mod log_writer;
 
 use lambda_runtime::layers::{OpenTelemetryFaasTrigger, OpenTelemetryLayer};
 use opentelemetry::global;
@@ -25,6 +26,7 @@ use tracing_subscriber::{Layer, Registry};
 
 pub use context::{context_of, current_traceparent, record_trace_id, remote_parent};
 pub use file_exporter::JsonLinesExporter;
+use log_writer::ServiceStdout;
 
 /// Where spans go locally: a file of JSON lines that `infra/local.sh trace` reads.
 pub const SPANS_FILE: &str = "OTEL_SPANS_FILE";
@@ -129,16 +131,31 @@ where
     }
 }
 
+/// The log level: `RUST_LOG` when set, else Lambda's `AWS_LAMBDA_LOG_LEVEL` (which the
+/// template's logging configuration sets), else `info`.
+fn log_filter() -> EnvFilter {
+    if let Ok(filter) = EnvFilter::try_from_default_env() {
+        return filter;
+    }
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .map(|level| match level.to_ascii_lowercase().as_str() {
+            "fatal" => "error".to_owned(),
+            other => other.to_owned(),
+        })
+        .unwrap_or_else(|_| "info".to_owned());
+    EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
 fn subscriber(
     telemetry: &Telemetry,
     service: &'static str,
 ) -> impl tracing::Subscriber + Send + Sync {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt::layer()
         .json()
+        .with_writer(ServiceStdout { service })
         .with_current_span(true)
         .with_target(false)
-        .with_filter(filter);
+        .with_filter(log_filter());
     let spans = tracing_opentelemetry::layer()
         .with_tracer(telemetry.provider.tracer(service))
         .with_filter(dynamic_filter_fn(exported));

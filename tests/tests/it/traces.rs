@@ -86,6 +86,11 @@ async fn when_a_task_runs_should_leave_one_trace_from_its_requests_through_every
         assert_eq!(request.parent_span_id.to_string(), CLIENT_SPAN);
         assert_eq!(attribute(request, "task.id").as_deref(), Some(id.as_str()));
     }
+    let correlations: HashSet<String> = requests
+        .iter()
+        .filter_map(|s| attribute(s, "correlation_id"))
+        .collect();
+    assert_eq!(correlations.len(), requests.len(), "one request id each");
     // The writes and publishes are children of the requests
     let publishes = named("PublishBatchEvents");
     assert_eq!(publishes.len(), 3, "{traced:#?}");
@@ -124,6 +129,8 @@ async fn when_a_task_runs_should_leave_one_trace_from_its_requests_through_every
         );
         assert_eq!(attribute(span, "task.id").as_deref(), Some(id.as_str()));
         assert!(attribute(span, "cloudevents.event_id").is_some());
+        let correlation = attribute(span, "correlation_id").expect("a correlation id");
+        assert!(correlations.contains(&correlation), "{correlation}");
         by_consumer
             .entry(attribute(span, "consumer").unwrap())
             .or_default()
