@@ -3,6 +3,7 @@
 //! daemon Lambda runs at `AWS_XRAY_DAEMON_ADDRESS`) or as JSON lines to `OTEL_SPANS_FILE`.
 
 mod context;
+mod conventions;
 mod file_exporter;
 mod log_writer;
 
@@ -25,6 +26,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
 pub use context::{context_of, current_traceparent, record_trace_id, remote_parent};
+pub use conventions::{attributes_of, Conventions};
 pub use file_exporter::JsonLinesExporter;
 use log_writer::ServiceStdout;
 
@@ -66,14 +68,14 @@ pub fn init(service: &'static str) -> Telemetry {
     let builder = SdkTracerProvider::builder();
     let builder = match (std::env::var(XRAY_DAEMON), std::env::var(SPANS_FILE)) {
         (Ok(address), _) => match xray(&address) {
-            Ok(exporter) => builder.with_batch_exporter(exporter),
+            Ok(exporter) => builder.with_batch_exporter(Conventions(exporter)),
             Err(err) => {
                 eprintln!("{service}: spans are not exported, the X-Ray daemon at {address} is unusable: {err}");
                 builder
             }
         },
         (_, Ok(path)) => match JsonLinesExporter::append_to(&path) {
-            Ok(exporter) => builder.with_batch_exporter(exporter),
+            Ok(exporter) => builder.with_batch_exporter(Conventions(exporter)),
             Err(err) => {
                 eprintln!("{service}: spans are not written, {path} cannot be opened: {err}");
                 builder
@@ -92,7 +94,7 @@ pub fn init_for_test<E: SpanExporter + 'static>(
     exporter: E,
 ) -> (Telemetry, tracing::subscriber::DefaultGuard) {
     let telemetry = telemetry(
-        SdkTracerProvider::builder().with_simple_exporter(exporter),
+        SdkTracerProvider::builder().with_simple_exporter(Conventions(exporter)),
         "test",
     );
     let guard = tracing::subscriber::set_default(subscriber(&telemetry, "test"));

@@ -113,6 +113,15 @@ async fn when_a_task_runs_should_leave_one_trace_from_its_requests_through_every
             .any(|w| request_ids.contains(&w.parent_span_id.to_string())),
         "{traced:#?}"
     );
+    assert!(writes
+        .iter()
+        .all(|w| attribute(w, "db.system.name").as_deref() == Some("aws.dynamodb")));
+    for publish in named("SNS.PublishBatch") {
+        assert_eq!(
+            attribute(publish, "messaging.system").as_deref(),
+            Some("aws_sns")
+        );
+    }
     // And each consumer's span of each event is a child of the request that emitted it
     let mut by_consumer: HashMap<String, Vec<String>> = HashMap::new();
     for span in traced
