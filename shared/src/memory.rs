@@ -302,7 +302,7 @@ impl IdempotencyStore for MemoryIdempotency {
         let mut records = self.records.lock().unwrap();
         Ok(match records.get(&(consumer.to_owned(), event_id)) {
             Some(true) => Claim::AlreadyApplied,
-            Some(false) => Claim::InFlight,
+            Some(false) => Claim::InFlight { remaining: None },
             None => {
                 records.insert((consumer.to_owned(), event_id), false);
                 Claim::Acquired

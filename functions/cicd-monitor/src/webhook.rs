@@ -68,8 +68,10 @@ impl WebhookNotifier {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(InvalidWebhook::Scheme(url.scheme().to_owned()));
         }
+        // A redirected POST would become a body-less GET and count as delivered.
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(InvalidWebhook::Client)?;
         Ok(WebhookNotifier {
@@ -116,7 +118,18 @@ impl WebhookNotifier {
             .send()
             .await
             .map_err(|err| WebhookError::Unreachable(err.without_url()))?;
-        Ok(response.status())
+        let status = response.status();
+        if status.is_redirection() {
+            let target = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|location| location.to_str().ok())
+                .and_then(|location| self.url.join(location).ok())
+                .and_then(|target| target.host_str().map(str::to_owned));
+            warn!(task.id = %request.task_id, status = status.as_u16(), target.host = target.as_deref(),
+                "the webhook answered with a redirect, which is not followed");
+        }
+        Ok(status)
     }
 }
 
@@ -258,6 +271,43 @@ mod tests {
 
         assert_eq!(err.retry(), Retry::Permanent);
         assert_eq!(hook.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn when_the_webhook_redirects_should_fail_without_following() {
+        // Given a webhook that redirects to a path that would accept anything
+        let followed = Arc::new(AtomicUsize::new(0));
+        let counter = followed.clone();
+        let app = Router::new()
+            .route(
+                "/builds",
+                post(|| async { (AxumStatus::FOUND, [("location", "/elsewhere")]) }),
+            )
+            .route(
+                "/elsewhere",
+                axum::routing::any(move || {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async { AxumStatus::OK }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/builds", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        let notifier = WebhookNotifier::new(&url, Duration::from_secs(2), fast()).unwrap();
+
+        // When a build request is posted
+        let err = notifier.notify(&request()).await.unwrap_err();
+
+        // Then it failed for good with the redirect's status, and nothing followed it
+        assert!(
+            matches!(err, WebhookError::Status(StatusCode::FOUND)),
+            "{err}"
+        );
+        assert_eq!(err.retry(), Retry::Permanent);
+        assert_eq!(followed.load(Ordering::SeqCst), 0);
+        server.abort();
     }
 
     #[test]

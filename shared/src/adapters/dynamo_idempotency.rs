@@ -73,19 +73,26 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                 if !is_condition_failure(&err) {
                     return Err(backend(err));
                 }
-                let service = err.as_service_error();
-                let status = service
-                    .and_then(|e| match e {
-                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item(),
-                        _ => None,
-                    })
-                    .and_then(|item| item.get("status"))
+                let held = err.as_service_error().and_then(|e| match e {
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item(),
+                    _ => None,
+                });
+                let field = |name: &str| held.and_then(|item| item.get(name));
+                if field("status")
                     .and_then(|s| s.as_s().ok())
-                    .cloned();
-                Ok(match status.as_deref() {
-                    Some(COMPLETED) => Claim::AlreadyApplied,
-                    _ => Claim::InFlight,
-                })
+                    .map(String::as_str)
+                    == Some(COMPLETED)
+                {
+                    return Ok(Claim::AlreadyApplied);
+                }
+                let lease_until = field("lease_until")
+                    .and_then(|n| n.as_n().ok())
+                    .and_then(|n| n.parse::<i64>().ok());
+                let remaining = lease_until.map(|until| {
+                    let left = until - chrono::Utc::now().timestamp();
+                    Duration::from_secs(u64::try_from(left).unwrap_or(0))
+                });
+                Ok(Claim::InFlight { remaining })
             }
         }
     }

@@ -20,6 +20,9 @@ use crate::metrics::Measure;
 use crate::telemetry::{context_of, record_trace_id};
 use crate::time;
 
+/// How long after a lease's end a held event is tried again: clocks differ a little.
+const LEASE_MARGIN: Duration = Duration::from_secs(2);
+
 /// What a consumer does with one event. Events it does not act on are simply `Ok`.
 #[async_trait]
 pub trait EventHandler: Send + Sync {
@@ -196,10 +199,13 @@ impl Consumer {
                 Measure::DuplicateSkipped(consumer).emit();
                 return Ok(());
             }
-            Claim::InFlight => {
-                return Err(ConsumerError::transient(
-                    "another delivery of this event is in progress",
-                ))
+            Claim::InFlight { remaining } => {
+                let err = ConsumerError::transient("another delivery of this event is in progress");
+                // Retried before the lease ends, it would only use up the message's receives.
+                return Err(match remaining {
+                    Some(remaining) => err.retry_after(remaining + LEASE_MARGIN),
+                    None => err,
+                });
             }
             Claim::Acquired => {}
         }
@@ -257,7 +263,10 @@ impl Consumer {
                 "processing failed; the message will be retried"
             );
         }
-        let delay = self.backoff.after(receives(message));
+        let delay = self
+            .backoff
+            .after(receives(message))
+            .max(err.earliest_retry().unwrap_or_default());
         if let Err(err) = self.queue.delay(message, delay).await {
             // The queue's own visibility timeout still applies; the retry only comes sooner.
             warn!(consumer, message.id = message_id(message), error = %Chain(&err), "could not delay the retry");
@@ -504,6 +513,53 @@ mod tests {
         // Then it is applied
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(*f.recorder.applied.lock().unwrap(), [flaky.id]);
+    }
+
+    /// Every event is held by another delivery's lease for `0` more.
+    struct Held(Duration);
+
+    #[async_trait]
+    impl IdempotencyStore for Held {
+        async fn begin(&self, _: &str, _: Uuid) -> Result<Claim, crate::ports::StoreError> {
+            Ok(Claim::InFlight {
+                remaining: Some(self.0),
+            })
+        }
+
+        async fn complete(&self, _: &str, _: Uuid) -> Result<(), crate::ports::StoreError> {
+            Ok(())
+        }
+
+        async fn release(&self, _: &str, _: Uuid) -> Result<(), crate::ports::StoreError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn when_another_delivery_holds_the_lease_should_retry_after_it_ends() {
+        // Given an event whose lease a crashed delivery holds for 100 s more
+        let queue = Arc::new(Queue::default());
+        let consumer = Consumer::new(
+            Arc::new(Recorder::default()),
+            Arc::new(Held(Duration::from_secs(100))),
+            queue.clone(),
+            RetryBackoff {
+                base: Duration::from_secs(2),
+                max: Duration::from_secs(60),
+            },
+        );
+
+        // When it is delivered
+        let response = consumer
+            .process(batch(vec![message("m1", &event("held").to_json(), 1)]))
+            .await;
+
+        // Then it comes back once the lease is over, not after the 2 s back-off
+        assert_eq!(failures(&response), ["m1"]);
+        assert_eq!(
+            *queue.delays.lock().unwrap(),
+            [("m1".to_owned(), Duration::from_secs(102))]
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
+use std::time::Duration;
 
 use crate::events::EventParseError;
 use crate::ports::StoreError;
@@ -25,6 +26,8 @@ pub enum Retry {
 #[error("{reason}")]
 pub struct ConsumerError {
     retry: Retry,
+    /// The earliest a retry can succeed, when known (a lease's end).
+    retry_after: Option<Duration>,
     reason: Cow<'static, str>,
     #[source]
     source: Option<BoxError>,
@@ -34,6 +37,7 @@ impl ConsumerError {
     pub fn transient(reason: impl Into<Cow<'static, str>>) -> Self {
         ConsumerError {
             retry: Retry::Transient,
+            retry_after: None,
             reason: reason.into(),
             source: None,
         }
@@ -42,6 +46,7 @@ impl ConsumerError {
     pub fn permanent(reason: impl Into<Cow<'static, str>>) -> Self {
         ConsumerError {
             retry: Retry::Permanent,
+            retry_after: None,
             reason: reason.into(),
             source: None,
         }
@@ -50,6 +55,16 @@ impl ConsumerError {
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.source = Some(source.into());
         self
+    }
+
+    /// No retry before `delay` from now.
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = Some(delay);
+        self
+    }
+
+    pub fn earliest_retry(&self) -> Option<Duration> {
+        self.retry_after
     }
 
     pub fn retry(&self) -> Retry {

@@ -13,8 +13,11 @@ pub enum Claim {
     Acquired,
     /// It was applied before: acknowledge without applying.
     AlreadyApplied,
-    /// Another delivery holds an unexpired lease: retry later.
-    InFlight,
+    /// Another delivery holds an unexpired lease, which ends in `remaining` (when known):
+    /// retry once it has.
+    InFlight {
+        remaining: Option<std::time::Duration>,
+    },
 }
 
 #[async_trait]
