@@ -181,7 +181,6 @@ mod tests {
     use dashboard::memory::MemoryDashboard;
     use lambda_http::aws_lambda_events::query_map::QueryMap;
     use lambda_http::http::{HeaderMap, Method};
-    use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
     use serde_json::{json, Value};
     use shared::fixtures;
     use shared::memory::{MemoryStore, RecordingPublisher};
@@ -713,80 +712,6 @@ mod tests {
         assert_eq!(stats["tasks_total"], 1);
         assert_eq!(stats["by_status"]["Pending"], 1);
         assert!(stats["success_rate"].is_null());
-    }
-
-    /// The request span the exporter holds, and the event the publisher got.
-    async fn traced_create(
-        headers: &[(&'static str, &str)],
-    ) -> (SpanData, shared::events::EventEnvelope) {
-        let exporter = InMemorySpanExporter::default();
-        let (_telemetry, _installed) = shared::telemetry::init_for_test(exporter.clone());
-        let f = fixture();
-        let mut request = request(Method::POST, "/tasks", r#"{"title":"t","description":""}"#);
-        for (name, value) in headers {
-            request.headers_mut().insert(*name, value.parse().unwrap());
-        }
-
-        let (status, _, _) = decode(handle(&f.deps, Some("alice"), request).await);
-
-        assert_eq!(status, 201);
-        let spans = exporter.get_finished_spans().unwrap();
-        let span = spans
-            .into_iter()
-            .find(|s| s.name == "POST /tasks")
-            .expect("a request span");
-        (span, f.publisher.published().remove(0))
-    }
-
-    #[tokio::test]
-    async fn when_no_trace_header_arrives_should_start_a_trace_the_event_carries() {
-        let (span, event) = traced_create(&[]).await;
-
-        let traceparent = event.traceparent.expect("a traceparent");
-        assert_eq!(
-            traceparent,
-            format!(
-                "00-{}-{}-01",
-                span.span_context.trace_id(),
-                span.span_context.span_id()
-            )
-        );
-    }
-
-    #[tokio::test]
-    async fn when_a_caller_sends_its_traceparent_should_emit_events_under_the_functions_own_span() {
-        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-        let (span, event) = traced_create(&[("traceparent", caller)]).await;
-
-        // In the caller's trace, under the request's span rather than the caller's
-        assert_eq!(span.parent_span_id.to_string(), "00f067aa0ba902b7");
-        assert_eq!(
-            event.traceparent.as_deref(),
-            Some(
-                format!(
-                    "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
-                    span.span_context.span_id()
-                )
-                .as_str()
-            )
-        );
-    }
-
-    #[tokio::test]
-    async fn when_api_gateway_sends_a_root_without_parent_should_continue_its_trace() {
-        let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
-
-        let (span, event) = traced_create(&[("x-amzn-trace-id", xray)]).await;
-
-        assert_eq!(
-            span.span_context.trace_id().to_string(),
-            "5759e988bd862e3fe1be46a994272793"
-        );
-        assert!(event
-            .traceparent
-            .unwrap()
-            .starts_with("00-5759e988bd862e3fe1be46a994272793-"));
     }
 
     /// An HTTP API (payload 2.0) event as API Gateway sends it on stage `dev`.

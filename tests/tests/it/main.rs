@@ -5,5 +5,4 @@ mod consumers;
 mod dashboard;
 mod lifecycle;
 mod outbox;
-mod traces;
 mod transitions;

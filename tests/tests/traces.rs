@@ -1,3 +1,7 @@
+//! One trace from a client's requests through every consumer, against the emulators. A
+//! test binary of its own: `tracing` caches per call site whether anyone listens, which
+//! other tests running beside it on other threads would disturb.
+
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 

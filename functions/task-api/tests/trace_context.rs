@@ -1,0 +1,93 @@
+//! The trace context a request continues and its events carry. A test binary of its own:
+//! `tracing` caches per call site whether anyone listens, which tests running beside
+//! these on other threads without a subscriber would disturb.
+
+use std::sync::Arc;
+
+use dashboard::memory::MemoryDashboard;
+use lambda_http::http::Method;
+use lambda_http::Body;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
+use shared::events::EventEnvelope;
+use shared::memory::{MemoryStore, RecordingPublisher};
+use shared::service::TaskService;
+use task_api::{handle, Deps};
+
+/// Creates a task with `headers`; the request span the exporter holds, and the event the
+/// publisher got.
+async fn traced_create(headers: &[(&'static str, &str)]) -> (SpanData, EventEnvelope) {
+    let exporter = InMemorySpanExporter::default();
+    let (_telemetry, _installed) = shared::telemetry::init_for_test(exporter.clone());
+    let store = Arc::new(MemoryStore::new());
+    let publisher = Arc::new(RecordingPublisher::new());
+    let deps = Deps {
+        tasks: TaskService::new(store.clone(), store, publisher.clone()),
+        dashboard: Arc::new(MemoryDashboard::default()),
+    };
+    let mut request = lambda_http::http::Request::builder()
+        .method(Method::POST)
+        .uri("/tasks")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"title":"t","description":""}"#))
+        .unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
+
+    let response = handle(&deps, Some("alice"), request).await;
+
+    assert_eq!(response.status(), 201);
+    let span = exporter
+        .get_finished_spans()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "POST /tasks")
+        .expect("a request span");
+    (span, publisher.published().remove(0))
+}
+
+#[tokio::test]
+async fn when_no_trace_header_arrives_should_start_a_trace_the_event_carries() {
+    let (span, event) = traced_create(&[]).await;
+
+    let traceparent = event.traceparent.expect("a traceparent");
+    assert_eq!(
+        traceparent,
+        format!(
+            "00-{}-{}-01",
+            span.span_context.trace_id(),
+            span.span_context.span_id()
+        )
+    );
+}
+
+#[tokio::test]
+async fn when_a_caller_sends_its_traceparent_should_emit_events_under_the_functions_own_span() {
+    let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    let (span, event) = traced_create(&[("traceparent", caller)]).await;
+
+    // In the caller's trace, under the request's span rather than the caller's
+    assert_eq!(span.parent_span_id.to_string(), "00f067aa0ba902b7");
+    let expected = format!(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
+        span.span_context.span_id()
+    );
+    assert_eq!(event.traceparent.as_deref(), Some(expected.as_str()));
+}
+
+#[tokio::test]
+async fn when_api_gateway_sends_a_root_without_parent_should_continue_its_trace() {
+    let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
+
+    let (span, event) = traced_create(&[("x-amzn-trace-id", xray)]).await;
+
+    assert_eq!(
+        span.span_context.trace_id().to_string(),
+        "5759e988bd862e3fe1be46a994272793"
+    );
+    assert!(event
+        .traceparent
+        .unwrap()
+        .starts_with("00-5759e988bd862e3fe1be46a994272793-"));
+}
