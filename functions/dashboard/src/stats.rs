@@ -40,6 +40,10 @@ pub struct Unflushed {
     pub delta: StatsDelta,
     /// Milliseconds since the epoch.
     pub claimed_until: i64,
+    /// The delivery holding the claim, so that a retried write whose answer was lost
+    /// knows the claim for its own.
+    #[serde(default)]
+    pub claimed_by: Option<Uuid>,
 }
 
 /// Additions to the counters that one event makes.

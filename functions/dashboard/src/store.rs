@@ -137,14 +137,19 @@ impl DynamoDashboardStore {
 
     /// Takes over the unflushed delta of `kind` whose claim expired; `false` when the
     /// projection changed meanwhile.
-    async fn claim(&self, current: &TaskProjection, kind: &str) -> Result<bool, StoreError> {
+    async fn claim(
+        &self,
+        current: &TaskProjection,
+        kind: &str,
+        me: Uuid,
+    ) -> Result<bool, StoreError> {
         let claimed = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", projection_key(current.task_id))
             .update_expression(
-                "SET #unflushed.#kind.claimed_until = :until, #version = #version + :one",
+                "SET #unflushed.#kind.claimed_until = :until, #unflushed.#kind.claimed_by = :me, #version = #version + :one",
             )
             .condition_expression("#version = :version")
             .expression_attribute_names("#unflushed", "unflushed")
@@ -152,6 +157,7 @@ impl DynamoDashboardStore {
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":until", number(now_ms() + CLAIM.as_millis() as i64))
             .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":me", text(me.to_string()))
             .expression_attribute_values(":version", number(current.version))
             .send()
             .await;
@@ -285,6 +291,7 @@ impl DashboardStore for DynamoDashboardStore {
     async fn apply(&self, event: &EventEnvelope) -> Result<bool, StoreError> {
         let task_id = event.task_id();
         let kind = event.kind().name();
+        let me = Uuid::new_v4();
         for attempt in 0..MAX_ATTEMPTS {
             let current = self.projection(task_id).await?;
             match project(current.as_ref(), event) {
@@ -295,6 +302,7 @@ impl DashboardStore for DynamoDashboardStore {
                         Unflushed {
                             delta: delta.clone(),
                             claimed_until,
+                            claimed_by: Some(me),
                         },
                     );
                     if self.put_projection(&next, current.as_ref()).await? {
@@ -310,11 +318,16 @@ impl DashboardStore for DynamoDashboardStore {
                     let Some(unflushed) = current.unflushed.get(kind) else {
                         return Ok(false);
                     };
+                    if unflushed.claimed_by == Some(me) {
+                        // Written by this very call, though its answer was lost.
+                        self.flush(task_id, kind, &unflushed.delta).await?;
+                        return Ok(true);
+                    }
                     if unflushed.claimed_until > now_ms() {
                         // Another delivery is adding it right now, or stopped doing so.
                         return Err(StoreError::Conflict);
                     }
-                    if self.claim(&current, kind).await? {
+                    if self.claim(&current, kind, me).await? {
                         self.flush(task_id, kind, &unflushed.delta).await?;
                         return Ok(false);
                     }

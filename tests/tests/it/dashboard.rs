@@ -77,6 +77,7 @@ async fn stopped_midway(env: &TestEnv, event: &EventEnvelope, added: bool) {
         Unflushed {
             delta: delta.clone(),
             claimed_until: chrono::Utc::now().timestamp_millis() - 1,
+            claimed_by: None,
         },
     );
     let mut item = write_item(&projection, "projection").unwrap();
