@@ -76,6 +76,15 @@ impl Consumer {
         self.handler.name()
     }
 
+    /// The same consumer with its handler replaced by `wrap(handler)`, a decorator.
+    pub fn map_handler(
+        mut self,
+        wrap: impl FnOnce(Arc<dyn EventHandler>) -> Arc<dyn EventHandler>,
+    ) -> Self {
+        self.handler = wrap(self.handler);
+        self
+    }
+
     /// Processes a batch and returns the ids of the messages to deliver again.
     pub async fn process(&self, batch: SqsEvent) -> SqsBatchResponse {
         let outcomes = join_all(batch.records.iter().map(|message| async move {
