@@ -366,8 +366,7 @@ cmd_test() {
 }
 
 # The fault run of `test`: small, short fault windows, bounded.
-SHORT_FAULT_RUN=(--faults --tasks 240 --clients 8 --sns-refuse-secs 4 --dynamodb-window-secs 6
-  --step-timeout-secs 90 --quiet-timeout-secs 120)
+SHORT_FAULT_RUN=(--faults --tasks 240 --clients 8 --sns-refuse-secs 4 --dynamodb-window-secs 6)
 
 load_tool() {
   cd "$ROOT"

@@ -177,27 +177,6 @@ impl Aws {
             number(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
         ))
     }
-
-    /// Sets a queue's visibility timeout (the fault runs shorten it, so that messages a
-    /// killed server had received come back soon).
-    pub async fn set_visibility_timeout(
-        &self,
-        logical_id: &str,
-        timeout: Duration,
-    ) -> Result<(), AwsError> {
-        let url = self.queue_url(logical_id).await?;
-        self.sqs
-            .set_queue_attributes()
-            .queue_url(&url)
-            .attributes(
-                QueueAttributeName::VisibilityTimeout,
-                timeout.as_secs().to_string(),
-            )
-            .send()
-            .await
-            .map_err(|e| AwsError::new(format!("configuring queue {url}"), e))?;
-        Ok(())
-    }
 }
 
 /// Whether a task item's outbox holds no event (absent counts as empty).

@@ -70,7 +70,12 @@ impl Load {
                         .run(user.clone(), Plan::new(&run, index, shares))
                         .await;
                     if let Some(err) = &outcome.error {
-                        bar.println(format!("lifecycle {index}: {err}"));
+                        let message = format!("lifecycle {index}: {err}");
+                        if bar.is_hidden() {
+                            eprintln!("{message}");
+                        } else {
+                            bar.println(message);
+                        }
                     }
                     if let Ok(mut all) = outcomes.lock() {
                         all.push(outcome);

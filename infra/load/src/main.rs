@@ -48,12 +48,15 @@ struct Args {
     /// Resource name prefix of the tables and queues.
     #[arg(long, default_value = "local")]
     prefix: String,
-    /// How long one step of a lifecycle may take, retries included.
-    #[arg(long, default_value_t = 120)]
-    step_timeout_secs: u64,
-    /// How long to wait for the system to be quiet before the audit.
-    #[arg(long, default_value_t = 120)]
-    quiet_timeout_secs: u64,
+    /// How long one step of a lifecycle may take, retries included [default: 120, with
+    /// --faults 300: messages a killed server had received return after the queues'
+    /// visibility timeout, 180 s].
+    #[arg(long)]
+    step_timeout_secs: Option<u64>,
+    /// How long to wait for the system to be quiet before the audit [default: 120, with
+    /// --faults 300].
+    #[arg(long)]
+    quiet_timeout_secs: Option<u64>,
     /// Measure the CPU time of a process during the drive: NAME=PID (repeatable).
     #[arg(long = "cpu", value_parser = parse_cpu)]
     cpu: Vec<(String, u32)>,
@@ -78,9 +81,6 @@ struct Args {
     /// Fault runs: share of messages each consumer fails transiently once.
     #[arg(long, default_value_t = 0.1)]
     consumer_failure_share: f64,
-    /// Fault runs: the consumers' queues' visibility timeout.
-    #[arg(long, default_value_t = 30)]
-    visibility_timeout_secs: u64,
 }
 
 fn parse_cpu(value: &str) -> Result<(String, u32), String> {
@@ -96,6 +96,7 @@ fn settings(args: &Args) -> Settings {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() % 100_000_000)
         .unwrap_or_default();
+    let wait = if args.faults { 300 } else { 120 };
     Settings {
         run_id: run_id.to_string(),
         tasks: args.tasks,
@@ -105,8 +106,8 @@ fn settings(args: &Args) -> Settings {
             race_every: args.race_every,
         },
         race_width: args.race_width.max(2),
-        step_timeout: Duration::from_secs(args.step_timeout_secs),
-        quiet_timeout: Duration::from_secs(args.quiet_timeout_secs),
+        step_timeout: Duration::from_secs(args.step_timeout_secs.unwrap_or(wait)),
+        quiet_timeout: Duration::from_secs(args.quiet_timeout_secs.unwrap_or(wait)),
         cpu: args.cpu.clone(),
     }
 }
@@ -188,10 +189,6 @@ async fn fault_run(args: &Args, emulators: Emulators) -> Result<bool, Box<dyn st
         },
         settings: ServerSettings {
             consumer_failure_share: args.consumer_failure_share,
-            retry_base_secs: 2,
-            sweep_interval_secs: 2,
-            outbox_min_age_secs: 10,
-            visibility_timeout: Duration::from_secs(args.visibility_timeout_secs),
         },
     };
     let mut settings = settings(args);

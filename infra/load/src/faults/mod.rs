@@ -10,7 +10,6 @@ pub mod server;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use tokio::sync::Mutex;
 
@@ -20,7 +19,7 @@ use schedule::{FaultPlan, Injected, Targets};
 use server::{DevServer, ServerError};
 
 use crate::api::Api;
-use crate::aws::{Aws, AwsError, QUEUES};
+use crate::aws::{Aws, AwsError};
 use crate::latency::Latencies;
 use crate::run::{Measured, RunError};
 use crate::Settings;
@@ -41,17 +40,12 @@ pub enum FaultRunError {
     Run(#[from] RunError),
 }
 
-/// The dev server's settings that only fault runs change.
+/// The dev server's settings that only fault runs change; everything else is as `up`
+/// has it (the template's queues, retry back-off and sweeper settings).
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     /// Share of messages each consumer fails transiently once (`CONSUMER_FAILURE_SHARE`).
     pub consumer_failure_share: f64,
-    pub retry_base_secs: u64,
-    pub sweep_interval_secs: u64,
-    pub outbox_min_age_secs: u64,
-    /// The consumers' queues' visibility timeout: how soon messages a killed server had
-    /// received are delivered again.
-    pub visibility_timeout: Duration,
 }
 
 pub struct FaultRun {
@@ -98,10 +92,6 @@ impl FaultRun {
         let api =
             Api::new(&local_url(port), Latencies::default()).map_err(FaultRunError::Client)?;
         let aws = Aws::from_env(&self.prefix).await;
-        for queue in QUEUES {
-            aws.set_visibility_timeout(queue, self.settings.visibility_timeout)
-                .await?;
-        }
 
         let s = &self.settings;
         let mut variables: Vec<(String, String)> = provisioned.env.into_iter().collect();
@@ -123,9 +113,6 @@ impl FaultRun {
                     "CONSUMER_FAILURE_SHARE",
                     s.consumer_failure_share.to_string(),
                 ),
-                ("RETRY_BASE_SECS", s.retry_base_secs.to_string()),
-                ("SWEEP_INTERVAL_SECS", s.sweep_interval_secs.to_string()),
-                ("OUTBOX_MIN_AGE_SECS", s.outbox_min_age_secs.to_string()),
             ]
             .map(|(k, v)| (k.to_owned(), v)),
         );
