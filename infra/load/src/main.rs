@@ -53,10 +53,11 @@ struct Args {
     /// visibility timeout, 180 s].
     #[arg(long)]
     step_timeout_secs: Option<u64>,
-    /// How long to wait for the system to be quiet before the audit [default: 120, with
-    /// --faults 300].
-    #[arg(long)]
-    quiet_timeout_secs: Option<u64>,
+    /// How long to wait for the system to be quiet before the audit; the wait ends as soon
+    /// as it is quiet. An event held by another delivery's 120 s lease may be retried only
+    /// after the lease [default: 300].
+    #[arg(long, default_value_t = 300)]
+    quiet_timeout_secs: u64,
     /// Measure the CPU time of a process during the drive: NAME=PID (repeatable).
     #[arg(long = "cpu", value_parser = parse_cpu)]
     cpu: Vec<(String, u32)>,
@@ -107,7 +108,7 @@ fn settings(args: &Args) -> Settings {
         },
         race_width: args.race_width.max(2),
         step_timeout: Duration::from_secs(args.step_timeout_secs.unwrap_or(wait)),
-        quiet_timeout: Duration::from_secs(args.quiet_timeout_secs.unwrap_or(wait)),
+        quiet_timeout: Duration::from_secs(args.quiet_timeout_secs),
         cpu: args.cpu.clone(),
     }
 }
