@@ -14,6 +14,9 @@
 #   infra/local.sh trace ID        print task ID's traces as trees (from the spans `up` writes)
 #   infra/local.sh dlq C [P]       list consumer C's dead letters (C: ml-classifier, dashboard, cicd-monitor)
 #   infra/local.sh redrive C [P]   move consumer C's dead letters back to its queue (P: prefix, default local)
+#   infra/local.sh load [ARGS]     drive lifecycles against the running service and audit them
+#                                  (--faults: in an environment of its own, under injected faults;
+#                                  --help lists ARGS)
 #
 # Settings: TASK_ORCH_CACHE (installs and run state, default ~/.cache/task-orchestration),
 # LOCALSTACK_PORT (4566), DYNAMODB_PORT (8000), PORT (dev server, 3000).
@@ -357,7 +360,52 @@ cmd_test() {
   start_emulators
   local status=0
   cargo test --no-fail-fast "${cargo_args[@]}" -- "${test_args[@]}" || status=$?
+  # The whole suite also takes a short fault run, in an environment of its own.
+  if [[ " ${cargo_args[*]} " == *" --workspace "* && ${#test_args[@]} -eq 0 ]]; then
+    stop_emulators
+    STARTED_HERE=
+    log "short fault run (infra/local.sh load --faults, small)"
+    export_emulator_env
+    load_tool "${SHORT_FAULT_RUN[@]}" || status=$?
+  fi
   exit "$status"
+}
+
+# The fault run of `test`: small, short fault windows, bounded.
+SHORT_FAULT_RUN=(--faults --tasks 240 --clients 8 --sns-refuse-secs 4 --dynamodb-window-secs 6)
+
+load_tool() {
+  cd "$ROOT"
+  cargo build --quiet -p dev-server -p load
+  local target
+  target=$(cargo metadata --format-version 1 --no-deps | "$PROVISION_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  "$target/debug/load" --local-sh "$ROOT/infra/local.sh" --log-dir "$CACHE/run" "$@"
+}
+
+# The processes whose CPU use `load` measures: the emulators of these ports and the
+# server listening on PORT, where they can be found.
+cpu_args() {
+  local name pid
+  for name in localstack dynamodb; do
+    if pid_alive "$RUN_DIR/$name.pid"; then
+      printf -- '--cpu\n%s=%s\n' "$name" "$(cat "$RUN_DIR/$name.pid")"
+    fi
+  done
+  pid=$(ss -Hltnp "sport = :${PORT:-3000}" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2) || true
+  [[ -n $pid ]] && printf -- '--cpu\ndev-server=%s\n' "$pid"
+  return 0
+}
+
+cmd_load() {
+  export_emulator_env
+  local extra=()
+  if [[ " $* " != *" --faults "* ]]; then
+    mapfile -t extra < <(cpu_args)
+    extra+=(--base-url "http://127.0.0.1:${PORT:-3000}")
+  else
+    install_all
+  fi
+  load_tool "${extra[@]}" "$@"
 }
 
 # The SAM CLI without an AWS account: a region and dummy credentials so nothing
@@ -421,6 +469,7 @@ main() {
     sam-build) cmd_sam_build "$@" ;;
     up) cmd_up "$@" ;;
     test) cmd_test "$@" ;;
+    load) cmd_load "$@" ;;
     start) cmd_start ;;
     stop) stop_emulators ;;
     env) cmd_env ;;

@@ -2,7 +2,9 @@
 //! server on loopback (with `X-User-Id` standing in for the JWT authorizer), the outbox
 //! sweeper on a timer, and every consumer fed by its queue as Lambda would. Configuration
 //! comes from the same variables as in Lambda, plus `PORT` (3000), `SWEEP_INTERVAL_SECS`
-//! (5) and `EVENT_SOURCES` (the consumers' queues, as `infra/provision.py` prints them).
+//! (5), `EVENT_SOURCES` (the consumers' queues, as `infra/provision.py` prints them) and,
+//! for fault runs, `CONSUMER_FAILURE_SHARE` (0: each consumer fails that share of events
+//! transiently once).
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -10,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use dev_server::event_source::EventSourceMapping;
-use dev_server::{functions, http};
+use dev_server::{failures, functions, http};
 use outbox_sweeper::SweeperSettings;
 use serde::Deserialize;
 use shared::adapters::clients;
@@ -53,13 +55,17 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .map_err(|err| ConfigError::invalid(EVENT_SOURCES, err.to_string()))?;
     let api = ApiSettings::from_variables(&variables)?;
     let sweeper = SweeperSettings::from_variables(&variables)?;
+    let failure_share = failures::share(&variables)?;
 
     let aws = clients::load_config().await;
     let deps = api.build(&aws);
     let sweeper = sweeper.build(&aws);
     let mut background = JoinSet::new();
     for source in sources {
-        let consumer = functions::consumer(&source.code_uri, &variables, &aws)?;
+        let consumer = failures::inject(
+            functions::consumer(&source.code_uri, &variables, &aws)?,
+            failure_share,
+        );
         let mapping =
             EventSourceMapping::new(&aws, &source.queue_url, source.batch_size, consumer).await?;
         background.spawn(mapping.run());

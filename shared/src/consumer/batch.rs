@@ -84,6 +84,15 @@ impl Consumer {
         self.handler.name()
     }
 
+    /// The same consumer with its handler replaced by `wrap(handler)`, a decorator.
+    pub fn map_handler(
+        mut self,
+        wrap: impl FnOnce(Arc<dyn EventHandler>) -> Arc<dyn EventHandler>,
+    ) -> Self {
+        self.handler = wrap(self.handler);
+        self
+    }
+
     /// Processes a batch and returns the ids of the messages to deliver again. The batch
     /// has a span linked to every event's trace; each record a span continuing its event's
     /// trace (or, without one, the batch's).
