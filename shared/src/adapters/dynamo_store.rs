@@ -28,6 +28,8 @@ pub const OUTBOX_INDEX: &str = "outbox_pending";
 /// Shards of the pending marker unless configured otherwise.
 pub const DEFAULT_OUTBOX_SHARDS: u32 = 32;
 const PENDING: &str = "PENDING";
+/// Names the last write of a task item, so that a write can tell its own result.
+const WRITE_ID: &str = "write_id";
 const PARKED: &str = "PARKED";
 /// Shards queried at once.
 const SHARD_QUERIES: usize = 8;
@@ -112,35 +114,30 @@ impl DynamoTaskStore {
     }
 
     /// After a conditional write failed: the item as committed when it holds this very
-    /// change (its event in the outbox, or the task exactly as written), else `Conflict`.
-    /// The SDK retries a write whose answer was lost; the retry's condition then fails
-    /// against the write's own result, which must not be answered as a conflict.
-    async fn committed(
-        &self,
-        written: &Task,
-        event: Option<&EventEnvelope>,
-    ) -> Result<PendingEvents, StoreError> {
+    /// write (its `write_id`), else `Conflict`. The SDK retries a write whose answer was
+    /// lost; the retry's condition then fails against the write's own result, which must
+    /// not be answered as a conflict. Racing writers compute equal tasks, so only the id
+    /// tells them apart; a later write over this one makes it answer `Conflict`.
+    async fn committed(&self, task_id: Uuid, write_id: &str) -> Result<PendingEvents, StoreError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("id", text(written.id.to_string()))
+            .key("id", text(task_id.to_string()))
             .consistent_read(true)
             .send()
             .await
             .map_err(backend)?;
-        let Some(item) = output.item else {
-            return Err(StoreError::Conflict);
-        };
-        let has_event = event.is_some_and(|event| {
-            matches!(item.get("outbox"), Some(AttributeValue::M(outbox)) if outbox.contains_key(&event.id.to_string()))
-        });
-        let stored: Task = read_item(item.clone(), "task")?;
-        if !has_event && stored != *written {
+        let item = output.item.unwrap_or_default();
+        if item
+            .get(WRITE_ID)
+            .and_then(|id| id.as_s().ok())
+            .map(String::as_str)
+            != Some(write_id)
+        {
             return Err(StoreError::Conflict);
         }
-        warn!(task.id = %written.id, version = written.version,
-            "the write had committed although its answer was lost; answering with it");
+        warn!(task.id = %task_id, "the write had committed although its answer was lost; answering with it");
         pending_from_item(&item)
     }
 
@@ -242,6 +239,8 @@ impl TaskStore for DynamoTaskStore {
         );
         item.insert("outbox_pending".into(), self.marker(PENDING, task.id));
         item.insert("outbox_since".into(), text(time::format(&event.time)));
+        let write_id = Uuid::new_v4().to_string();
+        item.insert(WRITE_ID.into(), text(&write_id));
         let written = self
             .client
             .put_item()
@@ -256,7 +255,7 @@ impl TaskStore for DynamoTaskStore {
                 version: task.version,
                 events: vec![event.clone()],
             }),
-            Err(err) if is_condition_failure(&err) => self.committed(task, Some(event)).await,
+            Err(err) if is_condition_failure(&err) => self.committed(task.id, &write_id).await,
             Err(err) => Err(backend(err)),
         }
     }
@@ -330,6 +329,10 @@ impl TaskStore for DynamoTaskStore {
             sets.push("outbox_pending = :pending".into());
             sets.push("outbox_since = if_not_exists(outbox_since, :since)".into());
         }
+        let write_id = Uuid::new_v4().to_string();
+        names.insert("#write".into(), WRITE_ID.into());
+        values.insert(":write".into(), text(&write_id));
+        sets.push("#write = :write".into());
         names.insert("#expected_version".into(), "version".into());
         names.insert("#expected_status".into(), "status".into());
         values.insert(
@@ -354,7 +357,7 @@ impl TaskStore for DynamoTaskStore {
             .await;
         match output {
             Ok(output) => pending_from_item(&output.attributes.unwrap_or_default()),
-            Err(err) if is_condition_failure(&err) => self.committed(next, event).await,
+            Err(err) if is_condition_failure(&err) => self.committed(previous.id, &write_id).await,
             Err(err) => Err(backend(err)),
         }
     }
@@ -513,14 +516,15 @@ impl Outbox for DynamoTaskStore {
 #[cfg(test)]
 mod tests {
     use aws_sdk_dynamodb::error::ErrorMetadata;
+    use std::sync::{Arc, Mutex};
+
     use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
-    use aws_sdk_dynamodb::operation::put_item::PutItemError;
-    use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+    use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemInput};
+    use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemInput};
     use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
-    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use aws_smithy_mocks::{mock, mock_client, MockResponse, RuleMode};
 
     use super::*;
-    use crate::domain::{TaskComplexity, TaskType};
     use crate::fixtures;
 
     #[test]
@@ -541,14 +545,15 @@ mod tests {
         ));
     }
 
-    /// The item as stored: `task` with `events` in its outbox.
-    fn stored(task: &Task, events: &[&EventEnvelope]) -> Item {
+    /// The item as stored: `task` with `events` in its outbox, last written by `write_id`.
+    fn stored(task: &Task, events: &[&EventEnvelope], write_id: &str) -> Item {
         let mut item = write_item(task, "task").unwrap();
         let outbox = events
             .iter()
             .map(|e| (e.id.to_string(), text(e.to_json())))
             .collect();
         item.insert("outbox".into(), AttributeValue::M(outbox));
+        item.insert(WRITE_ID.into(), text(write_id));
         item
     }
 
@@ -564,22 +569,38 @@ mod tests {
             .build()
     }
 
-    /// A store whose conditional writes fail and whose reads answer `item`.
-    fn store_reading(item: Item, create: bool) -> DynamoTaskStore {
-        let read = mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
-            GetItemOutput::builder()
-                .set_item(Some(item.clone()))
-                .build()
+    /// A store whose conditional writes are refused, as the retry of a committed write is,
+    /// and whose read answers `held(the id of the write refused)`.
+    fn store_after_lost_answer(
+        held: impl Fn(&str) -> Item + Send + Sync + 'static,
+    ) -> DynamoTaskStore {
+        let written = Arc::new(Mutex::new(String::new()));
+        let (on_put, on_update) = (written.clone(), written.clone());
+        let put = mock!(aws_sdk_dynamodb::Client::put_item).then_compute_response(
+            move |input: &PutItemInput| {
+                let id = input
+                    .item()
+                    .and_then(|i| i.get(WRITE_ID))
+                    .and_then(|v| v.as_s().ok());
+                *on_put.lock().unwrap() = id.cloned().unwrap_or_default();
+                MockResponse::Error(PutItemError::ConditionalCheckFailedException(refused()))
+            },
+        );
+        let update = mock!(aws_sdk_dynamodb::Client::update_item).then_compute_response(
+            move |input: &UpdateItemInput| {
+                let values = input.expression_attribute_values();
+                let id = values
+                    .and_then(|v| v.get(":write"))
+                    .and_then(|v| v.as_s().ok());
+                *on_update.lock().unwrap() = id.cloned().unwrap_or_default();
+                MockResponse::Error(UpdateItemError::ConditionalCheckFailedException(refused()))
+            },
+        );
+        let read = mock!(aws_sdk_dynamodb::Client::get_item).then_compute_output(move |_| {
+            let item = held(&written.lock().unwrap());
+            GetItemOutput::builder().set_item(Some(item)).build()
         });
-        let client = if create {
-            let write = mock!(aws_sdk_dynamodb::Client::put_item)
-                .then_error(|| PutItemError::ConditionalCheckFailedException(refused()));
-            mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&write, &read])
-        } else {
-            let write = mock!(aws_sdk_dynamodb::Client::update_item)
-                .then_error(|| UpdateItemError::ConditionalCheckFailedException(refused()));
-            mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&write, &read])
-        };
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put, &update, &read]);
         DynamoTaskStore::new(client, "tasks")
     }
 
@@ -592,7 +613,8 @@ mod tests {
             .unwrap();
         let event = fixtures::envelope(&started);
         let (_, created) = fixtures::created("an earlier event");
-        let store = store_reading(stored(&started.task, &[&created, &event]), false);
+        let (task, both) = (started.task.clone(), [created.clone(), event.clone()]);
+        let store = store_after_lost_answer(move |id| stored(&task, &[&both[0], &both[1]], id));
 
         // When the store reports the outcome
         let pending = store
@@ -607,30 +629,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn when_a_retried_write_finds_its_change_already_relayed_should_still_answer_with_it() {
-        let (task, _) = fixtures::created("t");
-        let classified = task
-            .classify(TaskType::Test, TaskComplexity::Simple, time::now())
-            .unwrap()
-            .task;
-        let store = store_reading(stored(&classified, &[]), false);
-
-        let pending = store.apply(&task, &classified, None).await.unwrap();
-
-        assert!(pending.events.is_empty());
-    }
-
-    #[tokio::test]
-    async fn when_another_writer_won_should_answer_conflict() {
-        // Given a task another request started with another strategy
+    async fn when_another_writer_won_with_an_equal_change_should_answer_conflict() {
+        // Given a race of two equal starts, computed in the same millisecond: the other won
         let classified = fixtures::classified("t");
         let ours = classified
             .start(crate::domain::ExecutionStrategy::SingleShot, time::now())
             .unwrap();
-        let theirs = classified
-            .start(crate::domain::ExecutionStrategy::MultiAgent, time::now())
-            .unwrap();
-        let store = store_reading(stored(&theirs.task, &[&fixtures::envelope(&theirs)]), false);
+        let theirs = ours.task.clone();
+        let store = store_after_lost_answer(move |_| stored(&theirs, &[], "another write"));
 
         let result = store
             .apply(&classified, &ours.task, Some(&fixtures::envelope(&ours)))
@@ -642,7 +648,8 @@ mod tests {
     #[tokio::test]
     async fn when_a_retried_create_finds_its_task_should_answer_with_it() {
         let (task, created) = fixtures::created("t");
-        let store = store_reading(stored(&task, &[&created]), true);
+        let (held_task, held_event) = (task.clone(), created.clone());
+        let store = store_after_lost_answer(move |id| stored(&held_task, &[&held_event], id));
 
         let pending = store.create(&task, &created).await.unwrap();
 
