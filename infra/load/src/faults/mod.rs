@@ -38,6 +38,8 @@ pub enum FaultRunError {
     Aws(#[from] AwsError),
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// The dev server's settings that only fault runs change; everything else is as `up`
@@ -69,7 +71,12 @@ impl FaultRun {
         settings: &Settings,
     ) -> Result<Measured<Vec<Injected>>, FaultRunError> {
         self.emulators.start().await?;
-        let result = self.with_emulators(settings).await;
+        // Ctrl-C drops the run (the dev server, a child, is killed with it) and still
+        // stops the emulators, which run in sessions of their own.
+        let result = tokio::select! {
+            result = self.with_emulators(settings) => result,
+            _ = tokio::signal::ctrl_c() => Err(FaultRunError::Interrupted),
+        };
         if let Err(err) = self.emulators.stop().await {
             eprintln!("stopping the emulators: {err}");
         }
