@@ -15,6 +15,7 @@ use tracing::{info_span, Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::errors::ApiError;
+use crate::page;
 use crate::requests::{self, CreateTask};
 use crate::responses::{self, TaskView};
 use crate::routes::{route, Route};
@@ -99,9 +100,13 @@ async fn serve(
     request: &Request,
     request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
+    let (stage, path) = split_stage(request);
+    // The dashboard page's files need no identity (its data requests do).
+    if let Some(asset) = page::asset(request.method(), path) {
+        return Ok(page::response(asset));
+    }
     // As in AWS, where the authorizer runs first: no identity, no further answer.
     let caller = caller(user_id, request_id)?;
-    let (stage, path) = split_stage(request);
     let route = route(request.method(), path)?;
     let tasks = &deps.tasks;
     match route {
@@ -701,6 +706,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn when_the_dashboard_page_is_asked_for_without_identity_should_serve_it() {
+        // Given no caller identity at all
+        let f = fixture();
+
+        // When the page is asked for
+        let response = handle(&f.deps, None, request(Method::GET, "/dashboard", "")).await;
+
+        // Then it is served, under its policy, while its data still needs an identity
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            response.headers()["content-security-policy"],
+            page::CONTENT_SECURITY_POLICY
+        );
+        let (status, body) = call(&f, None, Method::GET, "/dashboard/stats", "").await;
+        assert_eq!(status, 401, "{body}");
+        let (status, _) = call(&f, None, Method::POST, "/dashboard", "").await;
+        assert_eq!(status, 401);
+    }
+
+    #[tokio::test]
     async fn when_stats_are_asked_should_serve_the_dashboard_counters() {
         let f = fixture();
         let (_, event) = fixtures::created("t");
@@ -712,6 +741,14 @@ mod tests {
         assert_eq!(stats["tasks_total"], 1);
         assert_eq!(stats["by_status"]["Pending"], 1);
         assert!(stats["success_rate"].is_null());
+        let minutes = stats["events_per_minute"].as_array().unwrap();
+        assert_eq!(minutes.len(), 60);
+        let created: u64 = minutes
+            .iter()
+            .map(|m| m["counts"]["TaskCreated"].as_u64().unwrap())
+            .sum();
+        assert_eq!(created, 1);
+        assert!(minutes.iter().all(|m| m["counts"]["TaskCompleted"] == 0));
     }
 
     /// An HTTP API (payload 2.0) event as API Gateway sends it on stage `dev`.

@@ -4,6 +4,7 @@
 mod errors;
 pub mod handler;
 pub mod identity;
+pub mod page;
 mod requests;
 mod responses;
 mod routes;

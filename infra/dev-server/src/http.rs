@@ -2,7 +2,9 @@
 
 use axum::body::{to_bytes, Body as AxumBody};
 use axum::extract::{Request, State};
+use axum::http::HeaderValue;
 use axum::response::Response;
+use axum::routing::get;
 use axum::Router;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::{Body, RequestExt};
@@ -11,8 +13,26 @@ use task_api::{ApiError, Deps, MAX_BODY_BYTES};
 /// Header naming the caller locally, in place of the JWT authorizer's `sub` claim.
 pub const USER_HEADER: &str = "x-user-id";
 
+/// What the dashboard page is told here: name the caller with the headers this server
+/// reads, not with a bearer token (the Lambda answers `page::BEARER_IDENTITY`).
+pub const LOCAL_IDENTITY: &str =
+    r#"{"scheme":"local-headers","user_header":"X-User-Id","scopes_header":"X-User-Scopes"}"#;
+
 pub fn router(deps: Deps) -> Router {
-    Router::new().fallback(serve).with_state(deps)
+    Router::new()
+        .route("/dashboard/identity.json", get(local_identity))
+        .fallback(serve)
+        .with_state(deps)
+}
+
+async fn local_identity() -> Response {
+    let mut response = Response::new(AxumBody::from(LOCAL_IDENTITY));
+    for (name, value) in task_api::page::headers("application/json") {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 async fn serve(State(deps): State<Deps>, request: Request) -> Response {
