@@ -105,6 +105,7 @@ function readPage(page) {
 
 async function signIn(page, user, scopes) {
   await page.evaluate(() => {
+    document.getElementById('identity').open = true;
     document.getElementById('user-id').value = '';
     document.getElementById('scopes').value = '';
   });

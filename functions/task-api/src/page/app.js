@@ -23,6 +23,7 @@
   let scheme = null; // 'bearer' (AWS) or 'local-headers' (the local server)
   let lastRefreshed = null;
   let timer = null;
+  let signingIn = false;
 
   const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
   const money = new Intl.NumberFormat('en-US', {
@@ -121,8 +122,8 @@
 
   // One stacked column per minute, oldest left; a legend with the hour's totals.
   function eventsChart(container, legend, minutes) {
-    const width = 600;
-    const height = 180;
+    const width = 800;
+    const height = 200;
     const left = 34;
     const bottom = 22;
     const plotHeight = height - bottom - 8;
@@ -216,6 +217,17 @@
     lastRefreshed = null;
   }
 
+  function describeCaller() {
+    let who = '';
+    if (scheme === 'bearer' && sessionStorage.getItem(KEYS.token)) {
+      who = 'with an access token';
+    } else if (scheme === 'local-headers' && sessionStorage.getItem(KEYS.user)) {
+      const scopes = sessionStorage.getItem(KEYS.scopes);
+      who = `as ${sessionStorage.getItem(KEYS.user)}${scopes ? ` (${scopes})` : ''}`;
+    }
+    $('identity-summary').textContent = who;
+  }
+
   function credentials() {
     if (scheme === 'bearer') {
       const token = sessionStorage.getItem(KEYS.token);
@@ -239,6 +251,7 @@
       await loadScheme();
       if (scheme === null) return;
     }
+    describeCaller();
     const headers = credentials();
     if (!headers) {
       clear();
@@ -276,6 +289,11 @@
       return;
     }
     render(stats);
+    if (signingIn) {
+      // Out of the way once it worked; the summary still says who is asking.
+      $('identity').open = false;
+      signingIn = false;
+    }
     lastRefreshed = new Date();
     setStatus('ok', `Last refreshed at ${clock(lastRefreshed)}; refreshes every ${REFRESH_MS / 1000} s.`);
     $('status').setAttribute('data-refreshed', lastRefreshed.toISOString());
@@ -319,6 +337,7 @@
         sessionStorage.setItem(KEYS.user, $('user-id').value.trim());
         sessionStorage.setItem(KEYS.scopes, $('scopes').value.trim());
       }
+      signingIn = true;
       clear();
       tick();
     });
