@@ -4,6 +4,7 @@
 #
 #   infra/local.sh up              emulators + provisioning + the dev server (Ctrl-C stops all)
 #   infra/local.sh test [ARGS]     compile, start the emulators, cargo test --workspace ARGS, stop
+#                                  (installs puppeteer-core, and chromium as root, for the browser test)
 #   infra/local.sh install         only the pinned installs (idempotent)
 #   infra/local.sh lint            validate and lint template.yaml offline (sam validate --lint)
 #   infra/local.sh sam-build [A]   sam build with cargo-lambda into .aws-sam/ (A: more sam build
@@ -65,6 +66,10 @@ CARGO_LAMBDA_VERSION=1.9.2
 CARGO_LAMBDA_PINS=(cargo-lambda==$CARGO_LAMBDA_VERSION ziglang==0.17.1) # zig: its cross linker
 CARGO_LAMBDA_VENV=$CACHE/cargo-lambda-$CARGO_LAMBDA_VERSION/venv
 READY_TIMEOUT_SECS=${READY_TIMEOUT_SECS:-120}
+# The dashboard page's browser test drives Debian's chromium with puppeteer-core, which
+# downloads no browser of its own.
+PUPPETEER_CORE_PACKAGE=puppeteer-core@24.43.1
+BROWSER_TOOLS_DIR=$CACHE/puppeteer-core-24.43.1
 
 # A log line that cannot be written (its reader went away) must not stop the
 # clean-up that follows it.
@@ -126,8 +131,8 @@ install_dynamodb_local() {
 }
 
 # A command-line tool from npm, pinned, in a directory of its own under the cache.
-install_npm_tool() { # package directory binary
-  local package=$1 dir=$2 binary=$3 marker=$2/.installed
+install_npm_tool() { # package directory [binary]
+  local package=$1 dir=$2 binary=${3:-} marker=$2/.installed
   if [[ -f $marker && $(cat "$marker") == "$package" ]]; then
     return
   fi
@@ -136,7 +141,7 @@ install_npm_tool() { # package directory binary
   rm -rf "$dir"
   mkdir -p "$dir"
   npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "$package" >&2
-  [[ -x $dir/node_modules/.bin/$binary ]] || die "$binary not found in $dir"
+  [[ -z $binary || -x $dir/node_modules/.bin/$binary ]] || die "$binary not found in $dir"
   echo "$package" >"$marker"
 }
 
@@ -161,6 +166,23 @@ install_venv() {
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input "$@"
   echo "$*" >"$marker"
+}
+
+chromium_path() { command -v chromium || command -v chromium-browser; }
+
+# puppeteer-core from npm, and chromium from Debian when missing (as root, as CI runs).
+install_browser_tools() {
+  install_npm_tool "$PUPPETEER_CORE_PACKAGE" "$BROWSER_TOOLS_DIR"
+  chromium_path >/dev/null && return
+  if ((EUID == 0)) && command -v apt-get >/dev/null; then
+    log "installing Debian's chromium for the browser test"
+    local apt=(apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends chromium)
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" >&2 ||
+      { apt-get -o DPkg::Lock::Timeout=300 update >&2 && DEBIAN_FRONTEND=noninteractive "${apt[@]}" >&2; } ||
+      die "could not install chromium"
+  else
+    log "chromium is missing, so the dashboard page's browser test will fail (as root: apt-get install chromium)"
+  fi
 }
 
 install_sam_cli() { install_venv "$SAM_CLI_VENV" "${SAM_CLI_PINS[@]}"; }
@@ -439,11 +461,16 @@ cmd_test() {
     cargo_args=(--workspace "${cargo_args[@]}")
   fi
   install_all
+  install_browser_tools
   cd "$ROOT"
   # Compile first: the machine may have few cores, and the emulators need not
   # idle while rustc runs.
   cargo test --no-run "${cargo_args[@]}"
   export_emulator_env
+  # For the browser test: puppeteer-core, the browser, where screenshots go.
+  export BROWSER_TOOLS_DIR TEST_ARTIFACTS_DIR=$RUN_DIR/artifacts
+  CHROMIUM=$(chromium_path) || CHROMIUM=
+  export CHROMIUM
   stop_on_exit
   start_emulators
   local status=0

@@ -10,5 +10,5 @@ mod store;
 
 pub use handler::Dashboard;
 pub use settings::{counter_shards, DashboardSettings, DASHBOARD_SHARDS, DASHBOARD_TABLE};
-pub use stats::{DashboardStats, DashboardStore};
+pub use stats::{DashboardStats, DashboardStore, MinuteCounts};
 pub use store::{DynamoDashboardStore, DEFAULT_COUNTER_SHARDS};

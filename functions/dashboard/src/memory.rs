@@ -5,22 +5,34 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use shared::events::EventEnvelope;
 use shared::ports::StoreError;
 use uuid::Uuid;
 
-use crate::stats::{project, DashboardStats, DashboardStore, TaskProjection};
+use crate::stats::{project, DashboardStats, DashboardStore, MinuteTotals, TaskProjection};
 
 #[derive(Default)]
 pub struct MemoryDashboard {
-    state: Mutex<(HashMap<Uuid, TaskProjection>, HashMap<String, f64>)>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    projections: HashMap<Uuid, TaskProjection>,
+    counters: HashMap<String, f64>,
+    minutes: MinuteTotals,
 }
 
 #[async_trait]
 impl DashboardStore for MemoryDashboard {
     async fn apply(&self, event: &EventEnvelope) -> Result<bool, StoreError> {
         let mut state = self.state.lock().unwrap();
-        let (projections, counters) = &mut *state;
+        let State {
+            projections,
+            counters,
+            minutes,
+        } = &mut *state;
         let Some((next, delta)) = project(projections.get(&event.task_id()), event) else {
             return Ok(false);
         };
@@ -28,12 +40,17 @@ impl DashboardStore for MemoryDashboard {
             *counters.entry(name).or_default() += value as f64;
         }
         *counters.entry("cost_usd_total".into()).or_default() += delta.cost_usd;
+        if let Some(minute) = delta.minute {
+            *minutes
+                .entry((minute, event.kind().name().to_owned()))
+                .or_default() += 1;
+        }
         projections.insert(event.task_id(), next);
         Ok(true)
     }
 
-    async fn stats(&self) -> Result<DashboardStats, StoreError> {
+    async fn stats_at(&self, now: DateTime<Utc>) -> Result<DashboardStats, StoreError> {
         let state = self.state.lock().unwrap();
-        Ok(DashboardStats::from_counters(&state.1))
+        Ok(DashboardStats::from_counters(&state.counters).with_series(now, &state.minutes))
     }
 }

@@ -4,17 +4,27 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use shared::domain::{TaskComplexity, TaskStatus, TaskType};
-use shared::events::{EventEnvelope, TaskEventData};
+use shared::events::{EventEnvelope, EventKind, TaskEventData};
 use shared::ports::StoreError;
 
 /// Durations fall in buckets whose upper bounds grow by 2^(1/4) (19 %) from 10 ms; p95 is
 /// reported as the upper bound of its bucket.
 pub const DURATION_BUCKETS: u32 = 97;
 const FIRST_BUCKET_MS: f64 = 10.0;
+/// Minutes of events per minute that the statistics show, the current one last.
+pub const SERIES_MINUTES: i64 = 60;
+/// Every event type, in the order the statistics list them.
+pub const EVENT_KINDS: [EventKind; 4] = [
+    EventKind::TaskCreated,
+    EventKind::TaskStarted,
+    EventKind::TaskCompleted,
+    EventKind::TaskFailed,
+];
 
 /// What the dashboard remembers of one task.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -51,6 +61,15 @@ pub struct Unflushed {
 pub struct StatsDelta {
     pub counters: BTreeMap<String, i64>,
     pub cost_usd: f64,
+    /// The minute the event happened in, counted once under its type in the events per
+    /// minute (absent from deltas recorded before they were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minute: Option<DateTime<Utc>>,
+}
+
+/// The start of the minute `time` falls in.
+pub fn minute_of(time: DateTime<Utc>) -> DateTime<Utc> {
+    time.duration_trunc(TimeDelta::minutes(1)).unwrap_or(time)
 }
 
 impl StatsDelta {
@@ -106,7 +125,10 @@ pub fn project(
     }
     next.applied.push(kind.to_owned());
     next.version += 1;
-    let mut delta = StatsDelta::default();
+    let mut delta = StatsDelta {
+        minute: Some(minute_of(event.time)),
+        ..StatsDelta::default()
+    };
 
     if event.sequence > next.sequence {
         let status = status_of(&event.data);
@@ -158,6 +180,43 @@ pub struct DurationStats {
     pub p95_ms: Option<f64>,
 }
 
+/// How many events of each type happened in one minute.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct MinuteCounts {
+    /// The minute's start.
+    #[serde(with = "shared::time")]
+    #[schema(value_type = String, format = DateTime)]
+    pub minute: DateTime<Utc>,
+    /// Every event type, 0 when none happened.
+    pub counts: BTreeMap<&'static str, u64>,
+}
+
+/// Events counted per minute and type (`EventKind::name`), as stored.
+pub type MinuteTotals = BTreeMap<(DateTime<Utc>, String), u64>;
+
+/// The `SERIES_MINUTES` minutes up to and including `now`'s, oldest first, each with
+/// every event type.
+pub fn last_hour(now: DateTime<Utc>, totals: &MinuteTotals) -> Vec<MinuteCounts> {
+    let current = minute_of(now);
+    (0..SERIES_MINUTES)
+        .rev()
+        .map(|ago| {
+            let minute = current - TimeDelta::minutes(ago);
+            let counts = EVENT_KINDS
+                .iter()
+                .map(|kind| {
+                    let count = totals
+                        .get(&(minute, kind.name().to_owned()))
+                        .copied()
+                        .unwrap_or(0);
+                    (kind.name(), count)
+                })
+                .collect();
+            MinuteCounts { minute, counts }
+        })
+        .collect()
+}
+
 /// The statistics as `GET /dashboard/stats` returns them.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DashboardStats {
@@ -173,6 +232,9 @@ pub struct DashboardStats {
     /// Completed out of finished tasks, `null` before any finished.
     pub success_rate: Option<f64>,
     pub duration: DurationStats,
+    /// Events per minute and type over the last hour, oldest first (`SERIES_MINUTES`
+    /// entries, the current minute last).
+    pub events_per_minute: Vec<MinuteCounts>,
 }
 
 /// The counters of every shard added up, name by name.
@@ -246,6 +308,15 @@ impl DashboardStats {
                     .then(|| count("duration_sum_ms") as f64 / durations as f64),
                 p95_ms,
             },
+            events_per_minute: Vec::new(),
+        }
+    }
+
+    /// The same with the events per minute of the hour up to `now`.
+    pub fn with_series(self, now: DateTime<Utc>, totals: &MinuteTotals) -> Self {
+        DashboardStats {
+            events_per_minute: last_hour(now, totals),
+            ..self
         }
     }
 }
@@ -255,7 +326,13 @@ pub trait DashboardStore: Send + Sync {
     /// Counts the event once; `false` when it had been counted already.
     async fn apply(&self, event: &EventEnvelope) -> Result<bool, StoreError>;
 
-    async fn stats(&self) -> Result<DashboardStats, StoreError>;
+    /// The statistics, with the events per minute of the hour up to `now`.
+    async fn stats_at(&self, now: DateTime<Utc>) -> Result<DashboardStats, StoreError>;
+
+    /// The statistics as of this moment.
+    async fn stats(&self) -> Result<DashboardStats, StoreError> {
+        self.stats_at(Utc::now()).await
+    }
 }
 
 #[cfg(test)]
@@ -367,6 +444,39 @@ mod tests {
         assert!(shards.iter().all(|shard| !shard.is_empty()));
         assert_eq!(stats, apply_all(&events));
         assert_eq!(stats.tasks_total, 20);
+    }
+
+    #[test]
+    fn when_events_were_counted_per_minute_should_show_the_last_hour_with_every_type() {
+        // Given counts two minutes ago, in the current minute, and just over an hour ago
+        let now: DateTime<Utc> = "2026-11-30T12:34:56.789Z".parse().unwrap();
+        let at = |time: &str| minute_of(time.parse::<DateTime<Utc>>().unwrap());
+        let totals = MinuteTotals::from([
+            ((at("2026-11-30T12:32:00Z"), "TaskCreated".to_owned()), 3),
+            ((at("2026-11-30T12:32:00Z"), "TaskFailed".to_owned()), 1),
+            ((at("2026-11-30T12:34:00Z"), "TaskCompleted".to_owned()), 2),
+            ((at("2026-11-30T11:35:00Z"), "TaskStarted".to_owned()), 5),
+            ((at("2026-11-30T11:34:00Z"), "TaskStarted".to_owned()), 7),
+        ]);
+
+        // When the hour up to now is shown
+        let series = last_hour(now, &totals);
+
+        // Then it holds sixty minutes, oldest first, each with all four types
+        assert_eq!(series.len(), 60);
+        assert_eq!(series[0].minute, at("2026-11-30T11:35:00Z"));
+        assert_eq!(series[59].minute, at("2026-11-30T12:34:00Z"));
+        assert!(series.iter().all(|m| m.counts.len() == 4));
+        assert_eq!(series[0].counts["TaskStarted"], 5);
+        assert_eq!(series[57].counts["TaskCreated"], 3);
+        assert_eq!(series[57].counts["TaskFailed"], 1);
+        assert_eq!(series[57].counts["TaskStarted"], 0);
+        assert_eq!(series[59].counts["TaskCompleted"], 2);
+        let total: u64 = series.iter().flat_map(|m| m.counts.values()).sum();
+        assert_eq!(total, 11, "the count of 11:34 is older than the hour");
+        let json = serde_json::to_value(&series[59]).unwrap();
+        assert_eq!(json["minute"], "2026-11-30T12:34:00.000Z");
+        assert_eq!(json["counts"]["TaskCreated"], 0);
     }
 
     #[test]

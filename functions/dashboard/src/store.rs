@@ -1,18 +1,21 @@
-//! DynamoDB adapter of `DashboardStore`: a projection item per task (`task#<id>`) and the
+//! DynamoDB adapter of `DashboardStore`: a projection item per task (`task#<id>`), the
 //! counters spread over shard items (`counters#<n>`, a task's at `shard::of(id, shards)`),
-//! so that no item takes every write and no transaction spans a shared item.
+//! and the events per minute in ten-minute items per shard (`events#<start>#<n>`, one
+//! attribute `<type>@<minute>` a minute and type, removed by TTL a day later), so that no
+//! item takes every write and no transaction spans a shared item.
 //!
 //! Each task's delta per event kind reaches the counters exactly once:
 //! 1. the delta is recorded in the projection as unflushed, claimed by this delivery for
 //!    `CLAIM`, in a write conditional on the projection's version;
-//! 2. it is added to the task's shard together with a token attribute
-//!    (`flush#<task>#<kind>`), on condition that the token is absent;
+//! 2. it is added to the task's counter shard, and its event to the task's events item,
+//!    each together with a token attribute (`flush#<task>#<kind>`), on condition that
+//!    the token is absent;
 //! 3. it is removed from the projection (the version moves on);
-//! 4. the token is removed from the shard.
+//! 4. the tokens are removed.
 //!
 //! A delivery that stops between the steps leaves the delta unflushed; the next delivery
-//! of that event claims it once the claim has expired and goes on: if the token is there,
-//! step 2 happened and is skipped. The claim outlasts any delivery (Lambda stops one after
+//! of that event claims it once the claim has expired and goes on: where the token is
+//! there, step 2 happened and is skipped. The claim outlasts any delivery (Lambda stops one after
 //! 30 s; each call is bounded), so no delivery adds a delta another has finished with.
 
 use std::collections::HashMap;
@@ -21,6 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, DurationRound, NaiveDateTime, TimeDelta, Timelike, Utc};
 use shared::adapters::dynamo::{backend, is_condition_failure, read_item, write_item, Item};
 use shared::events::EventEnvelope;
 use shared::ports::StoreError;
@@ -29,7 +33,8 @@ use shared::shard;
 use uuid::Uuid;
 
 use crate::stats::{
-    project, sum_shards, DashboardStats, DashboardStore, StatsDelta, TaskProjection, Unflushed,
+    minute_of, project, sum_shards, DashboardStats, DashboardStore, MinuteTotals, StatsDelta,
+    TaskProjection, Unflushed, SERIES_MINUTES,
 };
 
 /// Counter shards unless configured otherwise.
@@ -73,6 +78,57 @@ fn projection_key(task_id: Uuid) -> AttributeValue {
 
 fn shard_key(shard: u32) -> AttributeValue {
     text(format!("counters#{shard}"))
+}
+
+/// Minutes of events per minute that one item holds: small items (one write unit) that
+/// an hour's read takes few of.
+const SERIES_BUCKET_MINUTES: i64 = 10;
+/// How long an item of events per minute is kept after its last minute (TTL).
+const SERIES_KEPT: TimeDelta = TimeDelta::days(1);
+const SERIES_KEY_FORMAT: &str = "%Y-%m-%dT%H:%M";
+/// The most keys one `BatchGetItem` takes.
+const BATCH_GET_KEYS: usize = 100;
+
+fn series_bucket(minute: DateTime<Utc>) -> DateTime<Utc> {
+    minute
+        .duration_trunc(TimeDelta::minutes(SERIES_BUCKET_MINUTES))
+        .unwrap_or(minute)
+}
+
+fn series_key(bucket: DateTime<Utc>, shard: u32) -> AttributeValue {
+    text(format!(
+        "events#{}#{shard}",
+        bucket.format(SERIES_KEY_FORMAT)
+    ))
+}
+
+/// The bucket an `events#<start>#<n>` key names.
+fn series_bucket_of(key: &str) -> Option<DateTime<Utc>> {
+    let start = key.strip_prefix("events#")?.split('#').next()?;
+    Some(
+        NaiveDateTime::parse_from_str(start, SERIES_KEY_FORMAT)
+            .ok()?
+            .and_utc(),
+    )
+}
+
+/// Counts of the events in `item`, an item of events per minute, by minute and type.
+fn series_counts(item: &Item) -> Vec<((DateTime<Utc>, String), u64)> {
+    let Some(bucket) = item
+        .get("pk")
+        .and_then(|pk| pk.as_s().ok())
+        .and_then(|pk| series_bucket_of(pk))
+    else {
+        return Vec::new();
+    };
+    item.iter()
+        .filter_map(|(name, value)| {
+            let (kind, minute) = name.split_once('@')?;
+            let minute = bucket.with_minute(minute.parse().ok()?)?;
+            let count = value.as_n().ok()?.parse::<u64>().ok()?;
+            Some(((minute, kind.to_owned()), count))
+        })
+        .collect()
 }
 
 impl DynamoDashboardStore {
@@ -170,7 +226,8 @@ impl DynamoDashboardStore {
 
     /// Steps 2 to 4: adds the delta of `kind` to the task's shard once, then clears it.
     async fn flush(&self, task_id: Uuid, kind: &str, delta: &StatsDelta) -> Result<(), StoreError> {
-        let shard = shard_key(shard::of(task_id, self.shards));
+        let shard_of_task = shard::of(task_id, self.shards);
+        let shard = shard_key(shard_of_task);
         let token = format!("flush#{task_id}#{kind}");
         let mut names = HashMap::from([("#token".to_owned(), token.clone())]);
         let mut values = HashMap::from([(":now".to_owned(), text(now_ms().to_string()))]);
@@ -190,22 +247,34 @@ impl DynamoDashboardStore {
         if !additions.is_empty() {
             expression.push_str(&format!(" ADD {}", additions.join(", ")));
         }
-        let added = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", shard.clone())
-            .update_expression(expression)
-            .condition_expression("attribute_not_exists(#token)")
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        match added {
-            // Present: a delivery that stopped after adding it got this far.
-            Err(err) if !is_condition_failure(&err) => return Err(backend(err)),
-            _ => {}
-        }
+        let added = async {
+            let added = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", shard.clone())
+                .update_expression(expression)
+                .condition_expression("attribute_not_exists(#token)")
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await;
+            match added {
+                // Present: a delivery that stopped after adding it got this far.
+                Err(err) if !is_condition_failure(&err) => Err(backend(err)),
+                _ => Ok(()),
+            }
+        };
+        let series = delta
+            .minute
+            .map(|minute| (series_key(series_bucket(minute), shard_of_task), minute));
+        let counted = async {
+            match &series {
+                Some((key, minute)) => self.count_event(key, *minute, kind, &token).await,
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(added, counted)?;
         let cleared = self
             .client
             .update_item()
@@ -223,24 +292,105 @@ impl DynamoDashboardStore {
             Err(err) if !is_condition_failure(&err) => return Err(backend(err)),
             _ => {}
         }
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", shard)
-            .update_expression("REMOVE #token")
-            .expression_attribute_names("#token", token)
-            .send()
-            .await
-            .map_err(backend)?;
+        let remove_token = |key: AttributeValue| {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", key)
+                .update_expression("REMOVE #token")
+                .expression_attribute_names("#token", &token)
+                .send()
+        };
+        let from_series = async {
+            match series {
+                Some((key, _)) => remove_token(key).await.map(|_| ()),
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(remove_token(shard), from_series).map_err(backend)?;
         Ok(())
     }
 
-    /// Every shard's counters, read in one consistent `BatchGetItem` (retrying what it
-    /// leaves unprocessed a few times).
+    /// Step 2 for the events per minute: counts the event under its type and minute in
+    /// the item `key`, with the token, on condition that the token is absent.
+    async fn count_event(
+        &self,
+        key: &AttributeValue,
+        minute: DateTime<Utc>,
+        kind: &str,
+        token: &str,
+    ) -> Result<(), StoreError> {
+        let minute = minute_of(minute);
+        let expires_at =
+            series_bucket(minute) + TimeDelta::minutes(SERIES_BUCKET_MINUTES) + SERIES_KEPT;
+        let counted = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key.clone())
+            .update_expression("SET #token = :now, #expires = :expires ADD #count :one")
+            .condition_expression("attribute_not_exists(#token)")
+            .expression_attribute_names("#token", token)
+            .expression_attribute_names("#expires", "expires_at")
+            .expression_attribute_names("#count", format!("{kind}@{:02}", minute.minute()))
+            .expression_attribute_values(":now", text(now_ms().to_string()))
+            .expression_attribute_values(":expires", number(expires_at.timestamp()))
+            .expression_attribute_values(":one", number(1))
+            .send()
+            .await;
+        match counted {
+            // Present: a delivery that stopped after counting it got this far.
+            Err(err) if !is_condition_failure(&err) => Err(backend(err)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every shard's counters, read in one consistent `BatchGetItem`.
     async fn shards(&self) -> Result<Vec<HashMap<String, f64>>, StoreError> {
         let keys: Vec<Item> = (0..self.shards)
             .map(|shard| HashMap::from([("pk".to_owned(), shard_key(shard))]))
             .collect();
+        let items = self.batch_get(keys).await?;
+        Ok(items
+            .into_iter()
+            .map(|item| {
+                item.into_iter()
+                    .filter_map(|(name, value)| {
+                        Some((name, value.as_n().ok()?.parse::<f64>().ok()?))
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// The events per minute and type of the `SERIES_MINUTES` minutes up to `now`'s,
+    /// every shard's added up (a few `BatchGetItem` calls at once).
+    async fn series(&self, now: DateTime<Utc>) -> Result<MinuteTotals, StoreError> {
+        let last = series_bucket(minute_of(now));
+        let mut bucket = series_bucket(minute_of(now) - TimeDelta::minutes(SERIES_MINUTES - 1));
+        let mut keys = Vec::new();
+        while bucket <= last {
+            keys.extend(
+                (0..self.shards)
+                    .map(|shard| HashMap::from([("pk".to_owned(), series_key(bucket, shard))])),
+            );
+            bucket += TimeDelta::minutes(SERIES_BUCKET_MINUTES);
+        }
+        let reads = keys
+            .chunks(BATCH_GET_KEYS)
+            .map(|chunk| self.batch_get(chunk.to_vec()));
+        let mut totals = MinuteTotals::new();
+        for items in futures::future::try_join_all(reads).await? {
+            for (minute_and_kind, count) in items.iter().flat_map(series_counts) {
+                *totals.entry(minute_and_kind).or_default() += count;
+            }
+        }
+        Ok(totals)
+    }
+
+    /// The items of `keys` (at most `BATCH_GET_KEYS`) that exist, read consistently,
+    /// retrying what the call leaves unprocessed a few times.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let mut request = Some(
             KeysAndAttributes::builder()
                 .set_keys(Some(keys))
@@ -267,22 +417,13 @@ impl DynamoDashboardStore {
                 .filter(|left| !left.keys().is_empty());
             if request.is_some() {
                 if attempt >= RACE_BACKOFF.retries {
-                    return Err(StoreError::Backend("counter shards stayed unread".into()));
+                    return Err(StoreError::Backend("dashboard items stayed unread".into()));
                 }
                 tokio::time::sleep(RACE_BACKOFF.jittered(attempt)).await;
                 attempt += 1;
             }
         }
-        Ok(items
-            .into_iter()
-            .map(|item| {
-                item.into_iter()
-                    .filter_map(|(name, value)| {
-                        Some((name, value.as_n().ok()?.parse::<f64>().ok()?))
-                    })
-                    .collect()
-            })
-            .collect())
+        Ok(items)
     }
 }
 
@@ -339,8 +480,8 @@ impl DashboardStore for DynamoDashboardStore {
         Err(StoreError::Conflict)
     }
 
-    async fn stats(&self) -> Result<DashboardStats, StoreError> {
-        let shards = self.shards().await?;
-        Ok(DashboardStats::from_counters(&sum_shards(&shards)))
+    async fn stats_at(&self, now: DateTime<Utc>) -> Result<DashboardStats, StoreError> {
+        let (shards, series) = tokio::try_join!(self.shards(), self.series(now))?;
+        Ok(DashboardStats::from_counters(&sum_shards(&shards)).with_series(now, &series))
     }
 }

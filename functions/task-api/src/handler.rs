@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 use crate::errors::ApiError;
 use crate::idempotency::{idempotent, RequestKeys};
+use crate::page;
 use crate::identity::Authenticated;
 use crate::requests::{
     self, Classify, Complete, CreateTask, Fail, JsonBody, Start, MAX_BODY_BYTES,
@@ -47,6 +48,8 @@ pub struct Deps {
     pub request_keys: Arc<dyn RequestKeys>,
     /// The scope `GET /dashboard/stats` asks for.
     pub operator_scope: String,
+    /// How the dashboard page's callers name themselves (`/dashboard/identity.json`).
+    pub page_identity: &'static str,
 }
 
 impl Deps {
@@ -60,6 +63,7 @@ impl Deps {
             dashboard,
             request_keys,
             operator_scope: DEFAULT_OPERATOR_SCOPE.to_owned(),
+            page_identity: page::BEARER_IDENTITY,
         }
     }
 }
@@ -180,6 +184,8 @@ pub fn router(deps: Deps) -> Router {
             }),
         )
         .route_layer(middleware::from_fn_with_state(deps.clone(), idempotent))
+        // The dashboard page's files need no identity (its data requests do).
+        .merge(page::router(deps.page_identity))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -1099,6 +1105,44 @@ mod tests {
         assert_eq!(stats["tasks_total"], 1);
         assert_eq!(stats["by_status"]["Pending"], 1);
         assert!(stats["success_rate"].is_null());
+        let minutes = stats["events_per_minute"].as_array().unwrap();
+        assert_eq!(minutes.len(), 60);
+        let created: u64 = minutes
+            .iter()
+            .map(|m| m["counts"]["TaskCreated"].as_u64().unwrap())
+            .sum();
+        assert_eq!(created, 1);
+        assert!(minutes.iter().all(|m| m["counts"]["TaskCompleted"] == 0));
+    }
+
+    #[tokio::test]
+    async fn when_the_dashboard_page_is_asked_for_without_identity_should_serve_it() {
+        // Given no caller identity at all
+        let f = fixture();
+
+        // When the page is asked for
+        let response = local(&f)
+            .oneshot(request(None, Method::GET, "/dashboard", ""))
+            .await
+            .unwrap();
+
+        // Then it is served, under its policy, while its data still needs an identity
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            response.headers()["content-security-policy"],
+            page::CONTENT_SECURITY_POLICY
+        );
+        let (status, body) = call(&f, None, Method::GET, "/dashboard/stats", "").await;
+        assert_eq!(status, 401, "{body}");
+        let (status, _) = call(&f, None, Method::POST, "/dashboard", "").await;
+        assert_eq!(status, 405);
+        let (status, _, identity) =
+            send(local(&f), request(None, Method::GET, "/dashboard/identity.json", "")).await;
+        assert_eq!((status, identity["scheme"].as_str()), (200, Some("bearer")));
     }
 
     #[tokio::test]

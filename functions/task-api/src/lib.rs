@@ -6,6 +6,7 @@ mod errors;
 pub mod handler;
 pub mod idempotency;
 pub mod identity;
+pub mod page;
 mod request_keys;
 mod requests;
 mod responses;

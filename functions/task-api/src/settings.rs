@@ -95,6 +95,7 @@ impl ApiSettings {
                 &self.request_keys_table,
             )),
             operator_scope: self.operator_scope.clone(),
+            page_identity: crate::page::BEARER_IDENTITY,
         }
     }
 }

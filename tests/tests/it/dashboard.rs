@@ -62,9 +62,21 @@ async fn when_deliveries_race_and_repeat_should_count_each_task_once_over_the_sh
         .for_each_concurrent(16, |event| deliver(&store, event))
         .await;
 
-    // Then the statistics are exactly those of counting each once
-    assert_eq!(store.stats().await.unwrap(), truth.stats().await.unwrap());
-    assert_eq!(store.stats().await.unwrap().tasks_total, 30);
+    // Then the statistics are exactly those of counting each once, events per minute too
+    let now = chrono::Utc::now();
+    let stats = store.stats_at(now).await.unwrap();
+    assert_eq!(stats, truth.stats_at(now).await.unwrap());
+    assert_eq!(stats.tasks_total, 30);
+    let events = |kind: &str| -> u64 {
+        stats
+            .events_per_minute
+            .iter()
+            .map(|minute| minute.counts[kind])
+            .sum()
+    };
+    assert_eq!(events("TaskCreated"), 30);
+    assert_eq!(events("TaskStarted"), 30);
+    assert_eq!(events("TaskCompleted") + events("TaskFailed"), 30);
     env.teardown().await;
 }
 
@@ -122,32 +134,42 @@ async fn stopped_midway(env: &TestEnv, event: &EventEnvelope, added: bool) {
     }
 }
 
+/// Creations counted in the last minute of the series.
+fn created_this_minute(stats: &dashboard::DashboardStats) -> u64 {
+    stats.events_per_minute.last().unwrap().counts["TaskCreated"]
+}
+
 #[tokio::test]
 async fn when_a_delivery_stopped_midway_should_let_the_next_one_count_it_once() {
     let env = TestEnv::new("takeover").await;
     let store = store(&env);
     for added in [false, true] {
-        // Given a creation whose delivery stopped before (or after) adding to the counters
+        // Given a creation whose delivery stopped before (or after) adding to the counters,
+        // in either case before counting it per minute
         let [created, ..] = Run::default().events();
-        let before = store.stats().await.unwrap().tasks_total;
+        let now = created.time;
+        let before = store.stats_at(now).await.unwrap();
         stopped_midway(&env, &created, added).await;
 
         // When it is delivered again
         let counted = store.apply(&created).await.unwrap();
 
-        // Then it counts once, and a further delivery changes nothing
+        // Then it counts once, per minute too, and a further delivery changes nothing
         assert!(!counted, "counted as new");
-        assert_eq!(
-            store.stats().await.unwrap().tasks_total,
-            before + 1,
-            "added: {added}"
-        );
-        store.apply(&created).await.unwrap();
-        assert_eq!(
-            store.stats().await.unwrap().tasks_total,
-            before + 1,
-            "added: {added}"
-        );
+        for delivery in ["again", "once more"] {
+            let after = store.stats_at(now).await.unwrap();
+            assert_eq!(
+                after.tasks_total,
+                before.tasks_total + 1,
+                "added: {added}, {delivery}"
+            );
+            assert_eq!(
+                created_this_minute(&after),
+                created_this_minute(&before) + 1,
+                "added: {added}, {delivery}"
+            );
+            store.apply(&created).await.unwrap();
+        }
     }
     env.teardown().await;
 }

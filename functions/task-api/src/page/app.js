@@ -1,0 +1,360 @@
+// The dashboard page: reads GET dashboard/stats every few seconds and draws it.
+// Every value reaches the page through textContent or an SVG attribute, never as markup.
+'use strict';
+
+(function () {
+  const REFRESH_MS = 5000;
+  const SVG = 'http://www.w3.org/2000/svg';
+  const STATUSES = ['Pending', 'InProgress', 'Completed', 'Failed'];
+  const TYPES = ['BugFix', 'Feature', 'Refactor', 'Test', 'Documentation', 'Deployment'];
+  const COMPLEXITIES = ['Simple', 'Medium', 'Complex', 'Epic'];
+  const KINDS = ['TaskCreated', 'TaskStarted', 'TaskCompleted', 'TaskFailed'];
+  const KIND_LABELS = {
+    TaskCreated: 'Created',
+    TaskStarted: 'Started',
+    TaskCompleted: 'Completed',
+    TaskFailed: 'Failed',
+  };
+  const STATUS_LABELS = { InProgress: 'In progress' };
+  // sessionStorage: gone when the tab closes, never shared with other tabs.
+  const KEYS = { token: 'dashboard.token', user: 'dashboard.user', scopes: 'dashboard.scopes' };
+
+  const $ = (id) => document.getElementById(id);
+  let scheme = null; // 'bearer' (AWS) or 'local-headers' (the local server)
+  let lastRefreshed = null;
+  let timer = null;
+  let signingIn = false;
+
+  const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+  const money = new Intl.NumberFormat('en-US', {
+    style: 'currency',
+    currency: 'USD',
+    minimumFractionDigits: 2,
+    maximumFractionDigits: 4,
+  });
+
+  function clock(date) {
+    const two = (n) => String(n).padStart(2, '0');
+    return `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}`;
+  }
+
+  function duration(ms) {
+    if (ms === null || ms === undefined) return '–';
+    if (ms < 1000) return `${integer.format(ms)} ms`;
+    if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+    const minutes = Math.floor(ms / 60000);
+    return `${minutes} min ${Math.round((ms % 60000) / 1000)} s`;
+  }
+
+  function percent(rate) {
+    return rate === null || rate === undefined ? '–' : `${(rate * 100).toFixed(1)} %`;
+  }
+
+  function setStatus(kind, text) {
+    const status = $('status');
+    status.className = `status status-${kind}`;
+    status.textContent = text;
+  }
+
+  // A figure shows its text; data-value keeps the number it came from.
+  function setFigure(id, value, text) {
+    const element = $(id);
+    element.textContent = text;
+    if (value === null || value === undefined) {
+      element.removeAttribute('data-value');
+    } else {
+      element.setAttribute('data-value', String(value));
+    }
+  }
+
+  function svg(name, attributes, parent) {
+    const element = document.createElementNS(SVG, name);
+    for (const [key, value] of Object.entries(attributes)) {
+      element.setAttribute(key, String(value));
+    }
+    if (parent) parent.appendChild(element);
+    return element;
+  }
+
+  function text(name, attributes, content, parent) {
+    const element = svg(name, attributes, parent);
+    element.textContent = content;
+    return element;
+  }
+
+  // Horizontal bars, one per key, known keys first in their order, then any others.
+  function barChart(container, counts, order, cssPrefix, labels) {
+    const keys = order.slice();
+    for (const key of Object.keys(counts || {}).sort()) {
+      if (!keys.includes(key)) keys.push(key);
+    }
+    const values = keys.map((key) => Number((counts || {})[key] || 0));
+    const max = Math.max(1, ...values);
+    const row = 28;
+    const width = 360;
+    const labelWidth = 110;
+    const valueWidth = 50;
+    const barSpace = width - labelWidth - valueWidth;
+    const chart = svg('svg', {
+      viewBox: `0 0 ${width} ${keys.length * row}`,
+      role: 'img',
+      class: 'bars',
+    });
+    keys.forEach((key, i) => {
+      const y = i * row;
+      const group = svg('g', { 'data-key': key, 'data-value': values[i] }, chart);
+      text('title', {}, `${(labels && labels[key]) || key}: ${values[i]}`, group);
+      text('text', { x: 0, y: y + 18, class: 'label' }, (labels && labels[key]) || key, group);
+      const known = order.includes(key) ? `${cssPrefix}-${key}` : `${cssPrefix}-other`;
+      svg('rect', {
+        x: labelWidth,
+        y: y + 5,
+        width: Math.max(values[i] > 0 ? 2 : 0, (values[i] / max) * barSpace),
+        height: row - 10,
+        rx: 3,
+        class: `bar ${known}`,
+      }, group);
+      text('text', { x: width, y: y + 18, class: 'value', 'text-anchor': 'end' },
+        integer.format(values[i]), group);
+    });
+    container.replaceChildren(chart);
+  }
+
+  // One stacked column per minute, oldest left; a legend with the hour's totals.
+  function eventsChart(container, legend, minutes) {
+    const width = 800;
+    const height = 200;
+    const left = 34;
+    const bottom = 22;
+    const plotHeight = height - bottom - 8;
+    const slot = (width - left) / Math.max(1, minutes.length);
+    const totals = Object.fromEntries(KINDS.map((kind) => [kind, 0]));
+    let max = 1;
+    for (const minute of minutes) {
+      let sum = 0;
+      for (const kind of KINDS) {
+        const count = Number((minute.counts || {})[kind] || 0);
+        totals[kind] += count;
+        sum += count;
+      }
+      max = Math.max(max, sum);
+    }
+    const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', class: 'series' });
+    const base = 8 + plotHeight;
+    svg('line', { x1: left, y1: base, x2: width, y2: base, class: 'axis' }, chart);
+    text('text', { x: left - 4, y: 16, class: 'tick', 'text-anchor': 'end' }, integer.format(max), chart);
+    text('text', { x: left - 4, y: base, class: 'tick', 'text-anchor': 'end' }, '0', chart);
+    minutes.forEach((minute, i) => {
+      const x = left + i * slot;
+      const start = new Date(minute.minute);
+      const column = svg('g', { 'data-minute': minute.minute }, chart);
+      const parts = KINDS.map((kind) => `${KIND_LABELS[kind]} ${Number((minute.counts || {})[kind] || 0)}`);
+      text('title', {}, `${clock(start).slice(0, 5)}: ${parts.join(', ')}`, column);
+      svg('rect', { x, y: 8, width: slot, height: plotHeight, class: 'hover' }, column);
+      let y = base;
+      for (const kind of KINDS) {
+        const count = Number((minute.counts || {})[kind] || 0);
+        if (count === 0) continue;
+        const h = (count / max) * plotHeight;
+        y -= h;
+        svg('rect', {
+          x: x + 1,
+          y,
+          width: Math.max(1, slot - 2),
+          height: h,
+          class: `bar k-${kind}`,
+          'data-kind': kind,
+          'data-value': count,
+        }, column);
+      }
+      if (i % 15 === 0 || i === minutes.length - 1) {
+        const anchor = i === minutes.length - 1 ? 'end' : 'start';
+        const label = i === minutes.length - 1 ? 'now' : clock(start).slice(0, 5);
+        text('text', { x: i === minutes.length - 1 ? width : x, y: height - 4, class: 'tick', 'text-anchor': anchor },
+          label, chart);
+      }
+    });
+    container.replaceChildren(chart);
+    legend.replaceChildren(...KINDS.map((kind) => {
+      const item = document.createElement('li');
+      item.setAttribute('data-kind', kind);
+      const swatch = document.createElement('span');
+      swatch.className = `swatch k-${kind}`;
+      const name = document.createElement('span');
+      name.textContent = KIND_LABELS[kind];
+      const total = document.createElement('strong');
+      total.textContent = integer.format(totals[kind]);
+      total.setAttribute('data-value', String(totals[kind]));
+      item.append(swatch, name, total);
+      return item;
+    }));
+  }
+
+  function render(stats) {
+    setFigure('tasks-total', stats.tasks_total, integer.format(stats.tasks_total));
+    setFigure('success-rate', stats.success_rate, percent(stats.success_rate));
+    $('finished').textContent = `${integer.format(stats.completed)} completed, ${integer.format(stats.failed)} failed`;
+    setFigure('tokens-total', stats.tokens_used_total, integer.format(stats.tokens_used_total));
+    setFigure('cost-total', stats.cost_usd_total, money.format(stats.cost_usd_total));
+    const d = stats.duration || {};
+    setFigure('duration-average', d.average_ms, duration(d.average_ms));
+    setFigure('duration-p95', d.p95_ms, duration(d.p95_ms));
+    $('duration-count').textContent = `over ${integer.format(d.count || 0)} finished`;
+    barChart($('chart-status'), stats.by_status, STATUSES, 's', STATUS_LABELS);
+    barChart($('chart-type'), stats.by_type, TYPES, 't');
+    barChart($('chart-complexity'), stats.by_complexity, COMPLEXITIES, 'c');
+    eventsChart($('chart-events'), $('events-legend'), stats.events_per_minute || []);
+  }
+
+  // What the page may not show any longer once the caller changed or was refused.
+  function clear() {
+    for (const id of ['tasks-total', 'success-rate', 'tokens-total', 'cost-total', 'duration-average', 'duration-p95']) {
+      setFigure(id, null, '–');
+    }
+    for (const id of ['finished', 'duration-count', 'chart-status', 'chart-type', 'chart-complexity', 'chart-events', 'events-legend']) {
+      $(id).replaceChildren();
+    }
+    lastRefreshed = null;
+  }
+
+  function describeCaller() {
+    let who = '';
+    if (scheme === 'bearer' && sessionStorage.getItem(KEYS.token)) {
+      who = 'with an access token';
+    } else if (scheme === 'local-headers' && sessionStorage.getItem(KEYS.user)) {
+      const scopes = sessionStorage.getItem(KEYS.scopes);
+      who = `as ${sessionStorage.getItem(KEYS.user)}${scopes ? ` (${scopes})` : ''}`;
+    }
+    $('identity-summary').textContent = who;
+  }
+
+  function credentials() {
+    if (scheme === 'bearer') {
+      const token = sessionStorage.getItem(KEYS.token);
+      return token ? { Authorization: `Bearer ${token}` } : null;
+    }
+    if (scheme === 'local-headers') {
+      const user = sessionStorage.getItem(KEYS.user);
+      if (!user) return null;
+      return { 'X-User-Id': user, 'X-User-Scopes': sessionStorage.getItem(KEYS.scopes) || '' };
+    }
+    return null;
+  }
+
+  function stale(reason) {
+    const since = lastRefreshed ? ` Showing the statistics of ${clock(lastRefreshed)}.` : '';
+    setStatus('error', `${reason}${since} Trying again every ${REFRESH_MS / 1000} s.`);
+  }
+
+  async function refresh() {
+    if (scheme === null) {
+      await loadScheme();
+      if (scheme === null) return;
+    }
+    describeCaller();
+    const headers = credentials();
+    if (!headers) {
+      clear();
+      setStatus('wait', scheme === 'bearer'
+        ? 'Enter an access token to see the statistics.'
+        : 'Enter a user id (and the operator scope) to see the statistics.');
+      return;
+    }
+    let response;
+    try {
+      response = await fetch('dashboard/stats', { headers, cache: 'no-store', credentials: 'omit' });
+    } catch (err) {
+      stale('The API cannot be reached.');
+      return;
+    }
+    if (response.status === 401) {
+      clear();
+      setStatus('denied', 'The API did not accept your identity (401). Sign in again.');
+      return;
+    }
+    if (response.status === 403) {
+      clear();
+      setStatus('denied', 'You may not see the statistics (403): they need the operator scope, orchestration/operator.');
+      return;
+    }
+    if (!response.ok) {
+      stale(`The API answered ${response.status}.`);
+      return;
+    }
+    let stats;
+    try {
+      stats = await response.json();
+    } catch (err) {
+      stale('The API answered with something that is not the statistics.');
+      return;
+    }
+    render(stats);
+    if (signingIn) {
+      // Out of the way once it worked; the summary still says who is asking.
+      $('identity').open = false;
+      signingIn = false;
+    }
+    lastRefreshed = new Date();
+    setStatus('ok', `Last refreshed at ${clock(lastRefreshed)}; refreshes every ${REFRESH_MS / 1000} s.`);
+    $('status').setAttribute('data-refreshed', lastRefreshed.toISOString());
+  }
+
+  // The server says how callers name themselves: a bearer token in AWS, identity
+  // headers on the local server.
+  async function loadScheme() {
+    try {
+      const response = await fetch('dashboard/identity.json', { cache: 'no-store', credentials: 'omit' });
+      if (!response.ok) throw new Error(String(response.status));
+      const body = await response.json();
+      scheme = body.scheme === 'local-headers' ? 'local-headers' : 'bearer';
+    } catch (err) {
+      setStatus('error', `The API cannot be reached. Trying again every ${REFRESH_MS / 1000} s.`);
+      return;
+    }
+    $('bearer-fields').hidden = scheme !== 'bearer';
+    $('local-fields').hidden = scheme !== 'local-headers';
+    $('user-id').value = sessionStorage.getItem(KEYS.user) || '';
+    $('scopes').value = sessionStorage.getItem(KEYS.scopes) || '';
+  }
+
+  async function tick() {
+    clearTimeout(timer);
+    try {
+      await refresh();
+    } finally {
+      timer = setTimeout(tick, REFRESH_MS);
+    }
+  }
+
+  function start() {
+    $('identity-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      if (scheme === 'bearer') {
+        const token = $('token').value.trim();
+        $('token').value = '';
+        if (token) sessionStorage.setItem(KEYS.token, token);
+      } else {
+        sessionStorage.setItem(KEYS.user, $('user-id').value.trim());
+        sessionStorage.setItem(KEYS.scopes, $('scopes').value.trim());
+      }
+      signingIn = true;
+      clear();
+      tick();
+    });
+    $('sign-out').addEventListener('click', () => {
+      for (const key of Object.values(KEYS)) sessionStorage.removeItem(key);
+      $('user-id').value = '';
+      $('scopes').value = '';
+      $('token').value = '';
+      clear();
+      tick();
+    });
+    tick();
+  }
+
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', start);
+  } else {
+    start();
+  }
+})();
