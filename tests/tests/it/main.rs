@@ -5,4 +5,5 @@ mod consumers;
 mod dashboard;
 mod lifecycle;
 mod outbox;
+mod secrets;
 mod transitions;
