@@ -20,7 +20,7 @@ const SECRET_ARN: &str = "CICD_WEBHOOK_SECRET_ARN";
 async fn secret(env: &TestEnv, name: &str, value: &str) -> String {
     aws_sdk_secretsmanager::Client::new(&env.aws)
         .create_secret()
-        .name(env.name(name))
+        .name(format!("{}-{name}", env.prefix))
         .secret_string(value)
         .send()
         .await
