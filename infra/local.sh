@@ -233,7 +233,7 @@ localstack_ready() {
     "$VENV/bin/python" -c '
 import json, sys
 services = json.load(sys.stdin).get("services", {})
-sys.exit(0 if all(services.get(s) in ("available", "running") for s in ("sns", "sqs")) else 1)' 2>/dev/null
+sys.exit(0 if all(services.get(s) in ("available", "running") for s in ("sns", "sqs", "secretsmanager")) else 1)' 2>/dev/null
 }
 
 dynamodb_ready() {
@@ -253,14 +253,14 @@ start_localstack() {
   local dir=$RUN_DIR/localstack
   rm -rf "$dir"
   mkdir -p "$dir"
-  log "starting LocalStack $LOCALSTACK_VERSION (sns, sqs) on 127.0.0.1:$LOCALSTACK_PORT"
+  log "starting LocalStack $LOCALSTACK_VERSION (sns, sqs, secretsmanager) on 127.0.0.1:$LOCALSTACK_PORT"
   (
     cd "$dir"
     localstack_host_env
     # LOCALSTACK_HOST: queue URLs name 127.0.0.1 rather than a host that needs DNS.
     # No telemetry, no certificate download: there is no internet to reach.
     export LOCALSTACK_HOST=127.0.0.1:$LOCALSTACK_PORT GATEWAY_LISTEN=127.0.0.1:$LOCALSTACK_PORT \
-      DNS_ADDRESS=0 SERVICES=sns,sqs SQS_ENDPOINT_STRATEGY=path EAGER_SERVICE_LOADING=1 \
+      DNS_ADDRESS=0 SERVICES=sns,sqs,secretsmanager SQS_ENDPOINT_STRATEGY=path EAGER_SERVICE_LOADING=1 \
       LOCALSTACK_VOLUME_DIR=$dir/volume DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
       DEBUG=${LOCALSTACK_DEBUG:-0}
     # Its own session, so a Ctrl-C meant for the foreground command does not hit
@@ -334,6 +334,7 @@ export_emulator_env() {
     AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
   export AWS_ENDPOINT_URL_SNS=http://127.0.0.1:$LOCALSTACK_PORT
   export AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$LOCALSTACK_PORT
+  export AWS_ENDPOINT_URL_SECRETS_MANAGER=http://127.0.0.1:$LOCALSTACK_PORT
   export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$DYNAMODB_PORT
   export PROVISION_PYTHON=$VENV/bin/python
   export PROVISION_SCRIPT=$ROOT/infra/provision.py
@@ -572,7 +573,7 @@ cmd_env() {
   local name
   for name in AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION AWS_DEFAULT_REGION \
     AWS_EC2_METADATA_DISABLED AWS_ENDPOINT_URL_SNS AWS_ENDPOINT_URL_SQS \
-    AWS_ENDPOINT_URL_DYNAMODB PROVISION_PYTHON PROVISION_SCRIPT; do
+    AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_ENDPOINT_URL_DYNAMODB PROVISION_PYTHON PROVISION_SCRIPT; do
     printf 'export %s=%q\n' "$name" "${!name}"
   done
 }

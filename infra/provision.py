@@ -3,13 +3,16 @@
 template.yaml stays the single source of truth. Each resource is named
 `<prefix>-<LogicalId>`, so every test can have its own set, and its ARN and URL
 follow from that name: every action computes them the same way. Only what the
-template uses is supported (resource types, properties, Ref and Fn::GetAtt;
-parameters take their defaults unless --param sets them); anything else is an
-error that names it. Types that only matter in AWS are skipped by an explicit list.
+template uses is supported (resource types, properties, Ref, Fn::GetAtt and
+Fn::If over the template's Conditions; parameters take their defaults unless
+--param sets them); anything else is an error that names it. A resource whose
+Condition is false is left out, as in AWS. Types that only matter in AWS are
+skipped by an explicit list.
 
     provision.py up        --prefix P [--template PATH] [--param NAME=VALUE ...]
     provision.py down      --prefix P [--template PATH]
     provision.py functions --prefix P [--template PATH] [--param NAME=VALUE ...]
+    provision.py template  --prefix P [--template PATH]
 
 `up` is idempotent and prints
     {"prefix", "env": the functions' variables, resolved,
@@ -17,6 +20,8 @@ error that names it. Types that only matter in AWS are skipped by an explicit li
      "event_sources": [{function, code_uri, queue_url, batch_size}]}
 `functions` touches no emulator; it prints each function's variables, Globals
 merged in: {"functions": {LogicalId: {"code_uri", "env": {NAME: value}}}}.
+`template` touches no emulator either; it prints the template itself as JSON, short
+tags in their long form (`!Ref X` as {"Ref": "X"}), nothing resolved.
 `down` deletes the prefix's topics, queues and tables. Endpoints come only from
 AWS_ENDPOINT_URL_<SERVICE> (or AWS_ENDPOINT_URL); without them nothing is
 created, rather than touch real AWS. Progress goes to stderr.
@@ -45,25 +50,29 @@ MAX_NAME_LENGTH = 80  # SQS's limit, the shortest of the three services
 
 TABLE, TOPIC, QUEUE = "AWS::DynamoDB::Table", "AWS::SNS::Topic", "AWS::SQS::Queue"
 QUEUE_POLICY, SUBSCRIPTION = "AWS::SQS::QueuePolicy", "AWS::SNS::Subscription"
+TOPIC_POLICY = "AWS::SNS::TopicPolicy"
+POLICIES = (QUEUE_POLICY, TOPIC_POLICY)
 FUNCTION = "AWS::Serverless::Function"
 
 # The properties of each provisioned type, in the order `up` creates the types.
 # A queue's properties are its attributes, and so are a subscription's but the
 # first three; a table's billing, backups and encryption, and a topic's tracing,
-# only matter in AWS.
+# encryption and display name, only matter in AWS.
 PROPERTIES = {
     TABLE: {"AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "TimeToLiveSpecification",
             "BillingMode", "PointInTimeRecoverySpecification", "SSESpecification"},
-    TOPIC: {"TracingConfig"},
+    TOPIC: {"TracingConfig", "KmsMasterKeyId", "DisplayName"},
+    TOPIC_POLICY: {"Topics", "PolicyDocument"},
     QUEUE: {"VisibilityTimeout", "MessageRetentionPeriod", "SqsManagedSseEnabled", "RedrivePolicy"},
     QUEUE_POLICY: {"Queues", "PolicyDocument"},
     SUBSCRIPTION: {"TopicArn", "Protocol", "Endpoint",
                    "RawMessageDelivery", "FilterPolicyScope", "FilterPolicy"},
 }  # fmt: skip
-RESOURCE_KEYS = {"Type", "Properties", "DeletionPolicy", "UpdateReplacePolicy"}
+RESOURCE_KEYS = {"Type", "Properties", "Condition", "DeletionPolicy", "UpdateReplacePolicy"}
 REF = {TABLE: "name", TOPIC: "arn", QUEUE: "url"}  # what Ref gives of each type
 GET_ATT = {(QUEUE, "Arn"): "arn"}
 
+SECRET_TYPES = ("AWS::SecretsManager::Secret", "AWS::SSM::Parameter")
 # Types with no local counterpart: the functions run in the dev server or the tests.
 SKIPPED_TYPES = {
     FUNCTION, "AWS::Serverless::HttpApi", "AWS::Serverless::Api",
@@ -74,7 +83,11 @@ SKIPPED_TYPES = {
     "AWS::Logs::LogGroup", "AWS::Logs::MetricFilter",
     "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy",
     "AWS::Events::Rule", "AWS::Scheduler::Schedule", "AWS::KMS::Key", "AWS::KMS::Alias",
+    # Locally a secret's value comes from the variable it stands for (the webhook's
+    # CICD_WEBHOOK_URL); a Ref to a secret is an error here, which the defaults never make.
+    *SECRET_TYPES,
 }  # fmt: skip
+NO_VALUE = object()  # what Ref AWS::NoValue gives: the key or item that holds it is dropped
 
 
 class ProvisionError(Exception):
@@ -99,7 +112,7 @@ def _short_tag(loader: yaml.Loader, tag: str, node: yaml.Node) -> dict:
         value = loader.construct_scalar(node)
     if tag == "GetAtt" and isinstance(value, str):
         value = value.split(".", 1)
-    return {"Ref" if tag == "Ref" else f"Fn::{tag}": value}
+    return {tag if tag in ("Ref", "Condition") else f"Fn::{tag}": value}
 
 
 CfnLoader.add_multi_constructor("!", _short_tag)
@@ -145,14 +158,19 @@ class Stack:
         unknown = set(overrides) - set(self.parameters)
         if unknown:
             raise ProvisionError(f"unknown template parameters: {', '.join(sorted(unknown))}")
+        self.conditions = template.get("Conditions") or {}
         self.kinds: dict[str, str] = {}  # logical id -> type, of the provisioned resources
         self.attributes: dict[str, dict[str, str]] = {}  # logical id -> name, arn, url
         self.functions: dict[str, dict] = {}  # logical id -> properties, unresolved
+        self.left_out: set[str] = set()  # resources whose Condition is false
         for logical_id, spec in template["Resources"].items():
             kind = spec.get("Type")
             if kind == FUNCTION:
                 self.check(logical_id, "Condition", "Condition" not in spec)
                 self.functions[logical_id] = spec.get("Properties") or {}
+            if "Condition" in spec and not self.condition(spec["Condition"], logical_id):
+                self.left_out.add(logical_id)
+                continue
             if kind in SKIPPED_TYPES:
                 continue
             self.check(logical_id, f"resource type {kind}", kind in PROPERTIES)
@@ -188,9 +206,10 @@ class Stack:
         }
 
     def resolve(self, value: Any, where: str) -> Any:
-        """Evaluates Ref and Fn::GetAtt in `value`; any other intrinsic function is an error."""
+        """Evaluates Ref, Fn::GetAtt and Fn::If in `value`; any other intrinsic function is an error."""
         if isinstance(value, list):
-            return [self.resolve(v, where) for v in value]
+            items = [self.resolve(v, where) for v in value]
+            return [v for v in items if v is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -200,20 +219,62 @@ class Stack:
                     return self.ref(arg)
                 if key == "Fn::GetAtt":
                     return self.get_att(*arg)
+                if key == "Fn::If":
+                    if not (isinstance(arg, list) and len(arg) == 3):
+                        raise ProvisionError("Fn::If takes a condition and two values")
+                    name, if_true, if_false = arg
+                    return self.resolve(if_true if self.condition(name, where) else if_false, where)
                 if key.startswith("Fn::"):
                     raise ProvisionError(f"{key} is not supported locally")
             except ProvisionError as e:
+                if str(e).startswith(f"{where}: "):  # from a nested value
+                    raise
                 raise ProvisionError(f"{where}: {e}") from None
-        return {k: self.resolve(v, where) for k, v in value.items()}
+        resolved = {k: self.resolve(v, where) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
 
-    def ref(self, name: str) -> str:
+    def condition(self, name: str, where: str) -> bool:
+        if name not in self.conditions:
+            raise ProvisionError(f"{where}: unknown condition {name}")
+        return self.evaluate(self.conditions[name], f"condition {name}")
+
+    def evaluate(self, expression: Any, where: str) -> bool:
+        """A condition's value: Fn::Equals, Fn::Not, Fn::And, Fn::Or and Condition, over parameters."""
+        if isinstance(expression, dict) and len(expression) == 1:
+            ((key, arg),) = expression.items()
+            if key == "Condition":
+                return self.condition(arg, where)
+            if key == "Fn::Equals" and isinstance(arg, list) and len(arg) == 2:
+                left, right = (as_attribute(self.resolve(v, where)) for v in arg)
+                return left == right
+            if key == "Fn::Not" and isinstance(arg, list) and len(arg) == 1:
+                return not self.evaluate(arg[0], where)
+            if key in ("Fn::And", "Fn::Or") and isinstance(arg, list):
+                values = [self.evaluate(v, where) for v in arg]
+                return all(values) if key == "Fn::And" else any(values)
+        raise ProvisionError(f"{where}: {expression} is not a condition supported locally")
+
+    def ref(self, name: str) -> Any:
         if name == "AWS::StackName":
             return self.prefix
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name == "AWS::AccountId":
+            return ACCOUNT_ID
+        if name == "AWS::Region":
+            return self.region
         if name in self.parameters:
             return self.parameter(name)
+        if name in self.left_out:
+            raise ProvisionError(f"Ref to {name}, which its Condition leaves out")
         if name not in self.template["Resources"]:
             raise ProvisionError(f"Ref to unknown name {name}")
         kind = self.template["Resources"][name].get("Type")
+        if kind in SECRET_TYPES:
+            raise ProvisionError(
+                f"Ref to {name} ({kind}) is not supported locally: "
+                "leave its parameter empty and set the variable the secret stands for"
+            )
         if name not in self.kinds or kind not in REF:
             raise ProvisionError(f"Ref to {name} ({kind}) is not supported locally")
         return self.attributes[name][REF[kind]]
@@ -333,15 +394,21 @@ def up(stack: Stack, clients: Clients) -> dict:
             for url in props["Queues"]:
                 clients.sqs.set_queue_attributes(QueueUrl=url, Attributes=policy)
             log(f"queue policy {logical_id} set")
+        elif kind == TOPIC_POLICY:
+            for arn in props["Topics"]:
+                clients.sns.set_topic_attributes(
+                    TopicArn=arn, AttributeName="Policy", AttributeValue=as_attribute(props["PolicyDocument"])
+                )
+            log(f"topic policy {logical_id} set")
         else:
             attributes["arn"] = subscribe(clients.sns, logical_id, props)
     skipped = [lid for lid in stack.template["Resources"] if lid not in stack.kinds]
     if skipped:
-        log(f"not provisioned locally (AWS only): {', '.join(skipped)}")
+        log(f"not provisioned locally (AWS only, or left out by their Condition): {', '.join(skipped)}")
     return {
         "prefix": stack.prefix,
         "env": stack.environment(),
-        "resources": {lid: a for lid, a in stack.attributes.items() if stack.kinds[lid] != QUEUE_POLICY},
+        "resources": {lid: a for lid, a in stack.attributes.items() if stack.kinds[lid] not in POLICIES},
         "event_sources": stack.event_sources(),
     }
 
@@ -438,7 +505,7 @@ def functions(stack: Stack) -> dict:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["up", "down", "functions"])
+    parser.add_argument("action", choices=["up", "down", "functions", "template"])
     parser.add_argument("--prefix", required=True, help="physical names are PREFIX-LogicalId")
     parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -455,7 +522,12 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     try:
-        stack = Stack(load_template(args.template), args.prefix, region, overrides)
+        template = load_template(args.template)
+        if args.action == "template":
+            json.dump(template, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+            return 0
+        stack = Stack(template, args.prefix, region, overrides)
         if args.action == "functions":
             result = functions(stack)
         else:

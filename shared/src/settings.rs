@@ -85,6 +85,12 @@ pub trait Settings: Sized {
     /// Every variable `from_variables` may read.
     fn variables() -> Vec<&'static str>;
 
+    /// Those of `variables` that only a local run sets and template.yaml never does: a
+    /// secret's stand-in, which in AWS comes from a secret store instead.
+    fn local_only() -> Vec<&'static str> {
+        Vec::new()
+    }
+
     fn from_variables(variables: &Variables) -> Result<Self, ConfigError>;
 }
 

@@ -79,6 +79,12 @@ pub fn template_functions() -> String {
     run_python("infra/provision.py", &["functions"], "template-check")
 }
 
+/// template.yaml as JSON, short tags in their long form, nothing resolved (offline).
+pub fn template_json() -> Value {
+    let json = run_python("infra/provision.py", &["template"], "template-check");
+    serde_json::from_str(&json).unwrap_or_else(|err| panic!("{err}: {json}"))
+}
+
 /// The repository's top folder.
 pub fn repository() -> PathBuf {
     repo_root()
@@ -143,6 +149,20 @@ impl TestEnv {
     /// The functions' variables for this test's resources, as Lambda would set them.
     pub fn variables(&self) -> Variables {
         Variables::new(self.variables.clone())
+    }
+
+    /// This test's variables with some set or replaced.
+    pub fn variables_with<'a>(
+        &self,
+        values: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Variables {
+        let mut variables = self.variables.clone();
+        variables.extend(
+            values
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        Variables::new(variables)
     }
 
     /// What `S` reads from this test's variables.
@@ -321,7 +341,9 @@ impl TestEnv {
                     webhook,
                     ..cicd
                 }
-                .build(&self.aws),
+                .build(&self.aws)
+                .await
+                .expect("the cicd-monitor starts"),
             ),
         ];
         let mut pollers = Vec::new();

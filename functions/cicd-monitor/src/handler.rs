@@ -86,7 +86,10 @@ mod tests {
     impl BuildNotifier for Notifications {
         async fn notify(&self, request: &BuildRequest) -> Result<(), WebhookError> {
             if let Some(status) = self.failing {
-                return Err(WebhookError::Status(status));
+                return Err(WebhookError::Status {
+                    host: "hooks.example.com".into(),
+                    status,
+                });
             }
             self.sent.lock().unwrap().push(request.clone());
             Ok(())

@@ -3,10 +3,12 @@
 
 mod build_request;
 pub mod handler;
+mod secret;
 mod settings;
 pub mod webhook;
 
 pub use build_request::BuildRequest;
 pub use handler::CicdMonitor;
+pub use secret::SecretError;
 pub use settings::CicdSettings;
 pub use webhook::{BuildNotifier, WebhookError, WebhookNotifier};

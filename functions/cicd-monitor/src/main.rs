@@ -8,7 +8,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let telemetry = telemetry::init("cicd-monitor");
     let settings = CicdSettings::from_variables(&Variables::from_env())?;
     let aws = clients::load_config().await;
-    let consumer = settings.build(&aws);
+    // The webhook URL is read from its secret here, once per cold start.
+    let consumer = settings.build(&aws).await?;
     metrics::Measure::ColdStart("cicd-monitor").emit();
     consumer::run_lambda(consumer, &telemetry).await
 }

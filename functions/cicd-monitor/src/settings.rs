@@ -1,5 +1,6 @@
-//! The CI/CD monitor's settings: `BUILD_REQUESTS_TABLE`, the optional `CICD_WEBHOOK_URL`
-//! and `CICD_WEBHOOK_TIMEOUT_SECS` (default 5), and the toolkit's variables.
+//! The CI/CD monitor's settings: `BUILD_REQUESTS_TABLE`, the webhook's URL from the secret
+//! `CICD_WEBHOOK_SECRET_ARN` names (in AWS) or from `CICD_WEBHOOK_URL` (locally), both
+//! optional, `CICD_WEBHOOK_TIMEOUT_SECS` (default 5), and the toolkit's variables.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,17 +11,24 @@ use shared::consumer::{Consumer, ToolkitSettings};
 use shared::retry::Backoff;
 use shared::settings::{ConfigError, Settings, Variables};
 
+use crate::secret::secret_string;
 use crate::{BuildNotifier, CicdMonitor, WebhookNotifier};
 
 const BUILD_REQUESTS_TABLE: &str = "BUILD_REQUESTS_TABLE";
+/// The webhook URL itself; the template never sets it, since the URL may carry a credential.
 const CICD_WEBHOOK_URL: &str = "CICD_WEBHOOK_URL";
+/// The Secrets Manager secret whose string is the webhook URL.
+const CICD_WEBHOOK_SECRET_ARN: &str = "CICD_WEBHOOK_SECRET_ARN";
 const CICD_WEBHOOK_TIMEOUT_SECS: &str = "CICD_WEBHOOK_TIMEOUT_SECS";
 
 #[derive(Clone)]
 pub struct CicdSettings {
     pub build_requests_table: String,
-    /// Built from the URL at start-up, so a bad URL stops the function there.
+    /// Built from `CICD_WEBHOOK_URL` at start-up, so a bad URL stops the function there.
     pub webhook: Option<Arc<dyn BuildNotifier>>,
+    /// The secret holding the webhook URL, read once by `build`.
+    pub webhook_secret: Option<String>,
+    pub webhook_timeout: Duration,
     pub toolkit: ToolkitSettings,
 }
 
@@ -30,11 +38,16 @@ impl Settings for CicdSettings {
             &[
                 BUILD_REQUESTS_TABLE,
                 CICD_WEBHOOK_URL,
+                CICD_WEBHOOK_SECRET_ARN,
                 CICD_WEBHOOK_TIMEOUT_SECS,
             ][..],
             &ToolkitSettings::VARIABLES,
         ]
         .concat()
+    }
+
+    fn local_only() -> Vec<&'static str> {
+        vec![CICD_WEBHOOK_URL]
     }
 
     fn from_variables(variables: &Variables) -> Result<Self, ConfigError> {
@@ -45,27 +58,118 @@ impl Settings for CicdSettings {
                 "must be at least 1",
             ));
         }
-        let webhook = match variables.optional(CICD_WEBHOOK_URL) {
-            Some(url) => {
-                let notifier =
-                    WebhookNotifier::new(&url, Duration::from_secs(timeout), Backoff::default())
-                        .map_err(|err| ConfigError::invalid(CICD_WEBHOOK_URL, err.to_string()))?;
-                Some(Arc::new(notifier) as Arc<dyn BuildNotifier>)
-            }
-            None => None,
-        };
+        let webhook_timeout = Duration::from_secs(timeout);
+        let url = variables.optional(CICD_WEBHOOK_URL);
+        let webhook_secret = variables.optional(CICD_WEBHOOK_SECRET_ARN);
+        if url.is_some() && webhook_secret.is_some() {
+            return Err(ConfigError::invalid(
+                CICD_WEBHOOK_URL,
+                format!("set it or {CICD_WEBHOOK_SECRET_ARN}, not both"),
+            ));
+        }
+        let webhook = url
+            .map(|url| notifier(&url, webhook_timeout, CICD_WEBHOOK_URL))
+            .transpose()?;
         Ok(CicdSettings {
             build_requests_table: variables.required(BUILD_REQUESTS_TABLE)?,
             webhook,
+            webhook_secret,
+            webhook_timeout,
             toolkit: ToolkitSettings::from_variables(variables)?,
         })
     }
 }
 
 impl CicdSettings {
-    pub fn build(&self, aws: &SdkConfig) -> Consumer {
+    /// The consumer; reads the webhook's secret first when one is named, so a secret that
+    /// cannot be read or holds no usable URL stops the function at start.
+    pub async fn build(&self, aws: &SdkConfig) -> Result<Consumer, ConfigError> {
+        let webhook = match (&self.webhook, &self.webhook_secret) {
+            (Some(webhook), _) => Some(webhook.clone()),
+            (None, Some(secret)) => {
+                let url = secret_string(aws, secret).await.map_err(|err| {
+                    ConfigError::invalid(CICD_WEBHOOK_SECRET_ARN, err.to_string())
+                })?;
+                Some(notifier(
+                    &url,
+                    self.webhook_timeout,
+                    CICD_WEBHOOK_SECRET_ARN,
+                )?)
+            }
+            (None, None) => None,
+        };
         let requests = DynamoRecordStore::new(clients::dynamodb(aws), &self.build_requests_table);
-        let monitor = CicdMonitor::new(Arc::new(requests), self.webhook.clone());
-        self.toolkit.build(aws, Arc::new(monitor))
+        let monitor = CicdMonitor::new(Arc::new(requests), webhook);
+        Ok(self.toolkit.build(aws, Arc::new(monitor)))
+    }
+}
+
+/// The notifier of `url`; a refusal names `source`, never the URL.
+fn notifier(
+    url: &str,
+    timeout: Duration,
+    source: &'static str,
+) -> Result<Arc<dyn BuildNotifier>, ConfigError> {
+    let notifier = WebhookNotifier::new(url, timeout, Backoff::default())
+        .map_err(|err| ConfigError::invalid(source, err.to_string()))?;
+    Ok(Arc::new(notifier))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variables(extra: &[(&str, &str)]) -> Variables {
+        let mut values = vec![
+            (BUILD_REQUESTS_TABLE, "requests"),
+            ("PROCESSED_EVENTS_TABLE", "processed"),
+        ];
+        values.extend_from_slice(extra);
+        Variables::new(values)
+    }
+
+    #[test]
+    fn when_both_the_url_and_its_secret_are_set_should_refuse_without_repeating_them() {
+        let url = "https://hooks.example.com/builds?token=t0k3n";
+        let err = CicdSettings::from_variables(&variables(&[
+            (CICD_WEBHOOK_URL, url),
+            (
+                CICD_WEBHOOK_SECRET_ARN,
+                "arn:aws:secretsmanager:us-east-1:1:secret:hook",
+            ),
+        ]))
+        .err()
+        .expect("refused");
+
+        let message = err.to_string();
+        assert!(message.contains(CICD_WEBHOOK_URL), "{message}");
+        assert!(!message.contains("t0k3n"), "{message}");
+    }
+
+    #[test]
+    fn when_a_secret_is_named_should_read_nothing_before_the_build() {
+        let settings = CicdSettings::from_variables(&variables(&[(
+            CICD_WEBHOOK_SECRET_ARN,
+            "arn:aws:secretsmanager:us-east-1:1:secret:hook",
+        )]))
+        .unwrap();
+
+        assert!(settings.webhook.is_none());
+        assert_eq!(
+            settings.webhook_secret.as_deref(),
+            Some("arn:aws:secretsmanager:us-east-1:1:secret:hook")
+        );
+    }
+
+    #[test]
+    fn when_the_url_is_not_one_should_name_the_variable_but_not_the_value() {
+        let err =
+            CicdSettings::from_variables(&variables(&[(CICD_WEBHOOK_URL, "ftp://s3cr3t@h/x")]))
+                .err()
+                .expect("refused");
+
+        let message = err.to_string();
+        assert!(message.contains(CICD_WEBHOOK_URL), "{message}");
+        assert!(!message.contains("s3cr3t"), "{message}");
     }
 }

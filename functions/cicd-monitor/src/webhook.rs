@@ -1,11 +1,11 @@
-//! Posts build requests to a webhook (`CICD_WEBHOOK_URL`) with a timeout and retries.
+//! Posts build requests to the webhook (its URL from the settings) with a timeout and retries.
 //! The event id goes along as `Idempotency-Key`, since a message may be delivered again.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
-use shared::consumer::{BoxError, Retry};
+use shared::consumer::{BoxError, Chain, Retry};
 use shared::retry::Backoff;
 use tracing::field::Empty;
 use tracing::{info_span, warn, Instrument};
@@ -13,13 +13,18 @@ use tracing::{info_span, warn, Instrument};
 use crate::BuildRequest;
 
 /// Why a build request did not reach the webhook. No variant carries the URL, which may
-/// hold a credential.
+/// hold a credential in its path or query: they name its host, and the transport error
+/// has its URL removed.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
-    #[error("the webhook cannot be reached")]
-    Unreachable(#[source] reqwest::Error),
-    #[error("the webhook answered {0}")]
-    Status(StatusCode),
+    #[error("the webhook at {host} cannot be reached")]
+    Unreachable {
+        host: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the webhook at {host} answered {status}")]
+    Status { host: String, status: StatusCode },
 }
 
 impl WebhookError {
@@ -27,15 +32,15 @@ impl WebhookError {
     /// 5xx, 408 and 429; no for any other answer.
     pub fn retry(&self) -> Retry {
         match self {
-            WebhookError::Unreachable(_) => Retry::Transient,
-            WebhookError::Status(status)
+            WebhookError::Unreachable { .. } => Retry::Transient,
+            WebhookError::Status { status, .. }
                 if status.is_server_error()
                     || *status == StatusCode::TOO_MANY_REQUESTS
                     || *status == StatusCode::REQUEST_TIMEOUT =>
             {
                 Retry::Transient
             }
-            WebhookError::Status(_) => Retry::Permanent,
+            WebhookError::Status { .. } => Retry::Permanent,
         }
     }
 }
@@ -63,6 +68,11 @@ pub struct WebhookNotifier {
 }
 
 impl WebhookNotifier {
+    /// The URL's host: all of it that logs, errors and spans may name.
+    fn host(&self) -> String {
+        self.url.host_str().unwrap_or_default().to_owned()
+    }
+
     pub fn new(url: &str, timeout: Duration, backoff: Backoff) -> Result<Self, InvalidWebhook> {
         let url = reqwest::Url::parse(url).map_err(|err| InvalidWebhook::NotAUrl(err.into()))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -105,7 +115,10 @@ impl WebhookNotifier {
             Ok(())
         } else {
             span.record("otel.status_code", "ERROR");
-            Err(WebhookError::Status(status))
+            Err(WebhookError::Status {
+                host: self.host(),
+                status,
+            })
         }
     }
 
@@ -117,7 +130,11 @@ impl WebhookNotifier {
             .json(request)
             .send()
             .await
-            .map_err(|err| WebhookError::Unreachable(err.without_url()))?;
+            .map_err(|err| WebhookError::Unreachable {
+                host: self.host(),
+                // reqwest's errors end with the whole URL.
+                source: err.without_url(),
+            })?;
         let status = response.status();
         if status.is_redirection() {
             let target = response
@@ -141,7 +158,7 @@ impl BuildNotifier for WebhookNotifier {
             match self.post_once(request).await {
                 Ok(()) => return Ok(()),
                 Err(err) if err.retry() == Retry::Transient && attempt < self.backoff.retries => {
-                    warn!(task.id = %request.task_id, attempt, error = %err, "webhook call failed; retrying");
+                    warn!(task.id = %request.task_id, attempt, error = %Chain(&err), "webhook call failed; retrying");
                     tokio::time::sleep(self.backoff.delay(attempt)).await;
                     attempt += 1;
                 }
@@ -255,7 +272,13 @@ mod tests {
         let err = notifier.notify(&request()).await.unwrap_err();
 
         assert!(
-            matches!(err, WebhookError::Status(StatusCode::INTERNAL_SERVER_ERROR)),
+            matches!(
+                err,
+                WebhookError::Status {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert_eq!(err.retry(), Retry::Transient);
@@ -302,7 +325,13 @@ mod tests {
 
         // Then it failed for good with the redirect's status, and nothing followed it
         assert!(
-            matches!(err, WebhookError::Status(StatusCode::FOUND)),
+            matches!(
+                err,
+                WebhookError::Status {
+                    status: StatusCode::FOUND,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert_eq!(err.retry(), Retry::Permanent);

@@ -11,7 +11,7 @@ use shared::consumer::Consumer;
 use shared::settings::{Settings, Variables};
 
 /// The consumer built from the function crate at `code_uri` (as template.yaml names it).
-pub fn consumer(
+pub async fn consumer(
     code_uri: &str,
     variables: &Variables,
     aws: &SdkConfig,
@@ -19,7 +19,7 @@ pub fn consumer(
     Ok(match crate_name(code_uri) {
         "ml-classifier" => ClassifierSettings::from_variables(variables)?.build(aws),
         "dashboard" => DashboardSettings::from_variables(variables)?.build(aws),
-        "cicd-monitor" => CicdSettings::from_variables(variables)?.build(aws),
+        "cicd-monitor" => CicdSettings::from_variables(variables)?.build(aws).await?,
         _ => return Err(format!("no consumer is built from {code_uri}").into()),
     })
 }

@@ -63,7 +63,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let mut background = JoinSet::new();
     for source in sources {
         let consumer = failures::inject(
-            functions::consumer(&source.code_uri, &variables, &aws)?,
+            functions::consumer(&source.code_uri, &variables, &aws).await?,
             failure_share,
         );
         let mapping =

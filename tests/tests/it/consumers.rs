@@ -20,10 +20,10 @@ use tests::{act, call_with, create_task, eventually, get_task, TestEnv};
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A webhook on loopback that fails while `failing` is set; stopped when dropped.
-struct Webhook {
-    url: String,
+pub(crate) struct Webhook {
+    pub(crate) url: String,
     failing: Arc<AtomicBool>,
-    accepted: Arc<AtomicUsize>,
+    pub(crate) accepted: Arc<AtomicUsize>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -33,7 +33,7 @@ impl Drop for Webhook {
     }
 }
 
-async fn webhook(failing: bool) -> Webhook {
+pub(crate) async fn webhook(failing: bool) -> Webhook {
     let failing = Arc::new(AtomicBool::new(failing));
     let accepted = Arc::new(AtomicUsize::new(0));
     let (fail, count) = (failing.clone(), accepted.clone());

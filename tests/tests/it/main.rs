@@ -7,4 +7,5 @@ mod dashboard_page;
 mod idempotency;
 mod lifecycle;
 mod outbox;
+mod secrets;
 mod transitions;
