@@ -161,10 +161,7 @@ mod tests {
         let task_id = TASK.parse().unwrap();
         vec![
             (
-                envelope(
-                    TaskEventData::Created(TaskCreated { task_id }),
-                    1,
-                ),
+                envelope(TaskEventData::Created(TaskCreated { task_id }), 1),
                 golden(
                     "task.created.v1",
                     "00000000000000000001",
@@ -318,7 +315,8 @@ mod tests {
             complexity.clone(),
             strategy,
             any::<u64>(),
-            0.0..=crate::domain::MAX_COST_USD,
+            // Costs as the API takes them: up to MAX_COST_USD, in steps of a billionth.
+            (0u64..=1_000_000_000_000_000).prop_map(|nano| nano as f64 / 1e9),
             any::<u64>(),
         );
         prop_oneof![
@@ -330,17 +328,19 @@ mod tests {
                     complexity,
                 })
             }),
-            finished.clone().prop_map(move |(t, c, s, tokens, cost, ms)| {
-                TaskEventData::Completed(TaskCompleted {
-                    task_id,
-                    task_type: t,
-                    complexity: c,
-                    strategy: s,
-                    tokens_used: tokens,
-                    cost_usd: cost,
-                    duration_ms: ms,
-                })
-            }),
+            finished
+                .clone()
+                .prop_map(move |(t, c, s, tokens, cost, ms)| {
+                    TaskEventData::Completed(TaskCompleted {
+                        task_id,
+                        task_type: t,
+                        complexity: c,
+                        strategy: s,
+                        tokens_used: tokens,
+                        cost_usd: cost,
+                        duration_ms: ms,
+                    })
+                }),
             finished.prop_map(move |(t, c, s, tokens, cost, ms)| {
                 TaskEventData::Failed(TaskFailed {
                     task_id,

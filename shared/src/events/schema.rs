@@ -83,7 +83,10 @@ mod tests {
         on_disk.sort();
         let mut expected: Vec<String> = all().into_iter().map(|(name, _)| name).collect();
         expected.sort();
-        assert_eq!(on_disk, expected, "schemas/ holds a file the code does not generate");
+        assert_eq!(
+            on_disk, expected,
+            "schemas/ holds a file the code does not generate"
+        );
     }
 
     #[test]
