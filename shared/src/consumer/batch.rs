@@ -306,11 +306,10 @@ mod tests {
 
     use super::*;
     use crate::consumer::QueueError;
-    use crate::events::TaskEventData;
     use crate::fixtures;
     use crate::memory::MemoryIdempotency;
 
-    /// Fails events whose task title is "transient" or "permanent" that way; records
+    /// Fails events whose correlation id is "transient" or "permanent" that way; records
     /// what it applied.
     #[derive(Default)]
     struct Recorder {
@@ -324,12 +323,10 @@ mod tests {
         }
 
         async fn handle(&self, event: &EventEnvelope) -> Result<(), ConsumerError> {
-            if let TaskEventData::Created(created) = &event.data {
-                match created.title.as_str() {
-                    "transient" => return Err(ConsumerError::transient("told to fail")),
-                    "permanent" => return Err(ConsumerError::permanent("told to give up")),
-                    _ => {}
-                }
+            match event.correlationid.as_deref() {
+                Some("transient") => return Err(ConsumerError::transient("told to fail")),
+                Some("permanent") => return Err(ConsumerError::permanent("told to give up")),
+                _ => {}
             }
             self.applied.lock().unwrap().push(event.id);
             Ok(())
@@ -367,8 +364,10 @@ mod tests {
         }
     }
 
-    fn event(title: &str) -> EventEnvelope {
-        fixtures::created(title).1
+    fn event(behaviour: &str) -> EventEnvelope {
+        let mut event = fixtures::created("a task").1;
+        event.correlationid = Some(behaviour.to_owned());
+        event
     }
 
     fn message(id: &str, body: &str, receives: u32) -> SqsMessage {
@@ -511,9 +510,7 @@ mod tests {
 
         // When it is delivered again and now succeeds
         let mut fixed = flaky.clone();
-        if let TaskEventData::Created(created) = &mut fixed.data {
-            created.title = "fixed".into();
-        }
+        fixed.correlationid = Some("fixed".into());
         let response = f
             .consumer
             .process(batch(vec![message("a", &fixed.to_json(), 2)]))

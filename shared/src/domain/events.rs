@@ -1,12 +1,13 @@
-//! What each transition tells the world: the payload of its lifecycle event.
-//! A change that is not purely additive gets a new version beside the old one.
+//! What each transition tells the world: the payload of its lifecycle event, holding only
+//! what a subscriber reads. A change that is not purely additive gets a new version.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::task::{ExecutionStrategy, TaskComplexity, TaskType};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum TaskEventData {
     #[serde(rename = "task.created.v1")]
@@ -30,24 +31,23 @@ impl TaskEventData {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A task was created. The task's content stays in the store: the classifier reads the
+/// task there, as it needs its current version to classify it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskCreated {
     pub task_id: Uuid,
-    pub user_id: String,
-    pub title: String,
-    pub description: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A classified task started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskStarted {
     pub task_id: Uuid,
     pub task_type: TaskType,
     pub complexity: TaskComplexity,
-    pub strategy: ExecutionStrategy,
-    pub user_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A task finished successfully.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskCompleted {
     pub task_id: Uuid,
     pub task_type: TaskType,
@@ -55,19 +55,21 @@ pub struct TaskCompleted {
     pub strategy: ExecutionStrategy,
     pub tokens_used: u64,
     pub cost_usd: f64,
+    /// From start to completion.
     pub duration_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A task failed. Its error message stays in the store: no subscriber reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskFailed {
     pub task_id: Uuid,
     pub task_type: TaskType,
     pub complexity: TaskComplexity,
     pub strategy: ExecutionStrategy,
-    pub error_message: String,
     #[serde(default)]
     pub tokens_used: u64,
     #[serde(default)]
     pub cost_usd: f64,
+    /// From start to failure.
     pub duration_ms: u64,
 }

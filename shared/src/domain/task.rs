@@ -2,6 +2,7 @@
 //! Every transition validates its input, checks the current status and yields the next task plus the event it causes.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -53,7 +54,9 @@ impl TaskStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
+)]
 pub enum TaskType {
     BugFix,
     Feature,
@@ -73,7 +76,9 @@ impl TaskType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
+)]
 pub enum TaskComplexity {
     Simple,
     Medium,
@@ -81,7 +86,9 @@ pub enum TaskComplexity {
     Epic,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
+)]
 pub enum ExecutionStrategy {
     SingleShot,
     Iterative,
@@ -195,12 +202,7 @@ impl Task {
             cost_usd: None,
             error_message: None,
         };
-        let data = TaskEventData::Created(TaskCreated {
-            task_id: task.id,
-            user_id: task.user_id.clone(),
-            title: task.title.clone(),
-            description: task.description.clone(),
-        });
+        let data = TaskEventData::Created(TaskCreated { task_id: task.id });
         Ok(task.emit(data))
     }
 
@@ -240,8 +242,6 @@ impl Task {
             task_id: next.id,
             task_type,
             complexity,
-            strategy,
-            user_id: next.user_id.clone(),
         });
         Ok(next.emit(data))
     }
@@ -283,13 +283,12 @@ impl Task {
         self.require(Action::Fail, &[TaskStatus::InProgress])?;
         let (task_type, complexity, strategy) = self.execution(Action::Fail)?;
         let mut next = self.finished(TaskStatus::Failed, usage, now);
-        next.error_message = Some(error_message.clone());
+        next.error_message = Some(error_message);
         let data = TaskEventData::Failed(TaskFailed {
             task_id: next.id,
             task_type,
             complexity,
             strategy,
-            error_message,
             tokens_used: usage.tokens_used,
             cost_usd: usage.cost_usd,
             duration_ms: next.duration_ms().unwrap_or(0),

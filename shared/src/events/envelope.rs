@@ -2,32 +2,44 @@
 //! `sequence` numbers a task's events 1, 2, ... so consumers can ignore stale ones.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::EventKind;
+use super::{EventKind, Sequence};
 use crate::domain::{Task, TaskEventData};
 
 pub const SPEC_VERSION: &str = "1.0";
 pub const EVENT_SOURCE: &str = "/orchestration/tasks";
 pub const DATA_CONTENT_TYPE: &str = "application/json";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A task's lifecycle event as a CloudEvent (structured mode, JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "Task lifecycle event")]
 pub struct EventEnvelope {
+    #[schemars(extend("const" = SPEC_VERSION))]
     pub specversion: String,
     /// The EventId: consumers deduplicate on it.
     pub id: Uuid,
+    #[schemars(extend("const" = EVENT_SOURCE))]
     pub source: String,
     /// `type` and `data` of the CloudEvent.
     #[serde(flatten)]
     pub data: TaskEventData,
-    /// The OccurredAt of the event.
+    /// When the change happened (RFC 3339, UTC, milliseconds).
     #[serde(with = "crate::time")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub time: DateTime<Utc>,
-    /// The task the event is about.
+    /// The id of the task the event is about.
+    #[schemars(extend("format" = "uuid"))]
     pub subject: String,
+    #[schemars(extend("const" = DATA_CONTENT_TYPE))]
     pub datacontenttype: String,
-    pub sequence: u64,
+    /// The URI of the JSON Schema of `data`: the `$id` of `schemas/<type>.json`.
+    #[schemars(extend("format" = "uri"))]
+    pub dataschema: String,
+    pub sequence: Sequence,
+    /// W3C trace context of the span that emitted the event; a CloudEvents extension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
     /// The id of the request that caused the event (API Gateway's request id), so that
@@ -59,11 +71,12 @@ impl EventEnvelope {
             specversion: SPEC_VERSION.to_owned(),
             id: Uuid::new_v4(),
             source: EVENT_SOURCE.to_owned(),
+            dataschema: EventKind::of(&data).data_schema().to_owned(),
             data,
             time,
             subject: task_id.to_string(),
             datacontenttype: DATA_CONTENT_TYPE.to_owned(),
-            sequence,
+            sequence: Sequence::new(sequence),
             traceparent: None,
             correlationid: None,
         }
@@ -108,6 +121,7 @@ impl EventEnvelope {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde_json::{json, Value};
 
     use super::*;
@@ -128,7 +142,7 @@ mod tests {
         event
     }
 
-    fn golden(event_type: &str, sequence: u64, data: Value) -> Value {
+    fn golden(event_type: &str, sequence: &str, data: Value) -> Value {
         json!({
             "specversion": "1.0",
             "id": EVENT,
@@ -137,6 +151,7 @@ mod tests {
             "time": "2026-11-27T10:00:00.250Z",
             "subject": TASK,
             "datacontenttype": "application/json",
+            "dataschema": format!("urn:task-orchestration:schemas:{event_type}"),
             "sequence": sequence,
             "data": data,
         })
@@ -146,19 +161,11 @@ mod tests {
         let task_id = TASK.parse().unwrap();
         vec![
             (
-                envelope(
-                    TaskEventData::Created(TaskCreated {
-                        task_id,
-                        user_id: "user-1".into(),
-                        title: "Fix login".into(),
-                        description: "Button does nothing".into(),
-                    }),
-                    1,
-                ),
+                envelope(TaskEventData::Created(TaskCreated { task_id }), 1),
                 golden(
                     "task.created.v1",
-                    1,
-                    json!({"task_id": TASK, "user_id": "user-1", "title": "Fix login", "description": "Button does nothing"}),
+                    "00000000000000000001",
+                    json!({"task_id": TASK}),
                 ),
             ),
             (
@@ -167,15 +174,13 @@ mod tests {
                         task_id,
                         task_type: TaskType::BugFix,
                         complexity: TaskComplexity::Simple,
-                        strategy: ExecutionStrategy::SingleShot,
-                        user_id: "user-1".into(),
                     }),
                     2,
                 ),
                 golden(
                     "task.started.v1",
-                    2,
-                    json!({"task_id": TASK, "task_type": "BugFix", "complexity": "Simple", "strategy": "SingleShot", "user_id": "user-1"}),
+                    "00000000000000000002",
+                    json!({"task_id": TASK, "task_type": "BugFix", "complexity": "Simple"}),
                 ),
             ),
             (
@@ -193,7 +198,7 @@ mod tests {
                 ),
                 golden(
                     "task.completed.v1",
-                    3,
+                    "00000000000000000003",
                     json!({"task_id": TASK, "task_type": "Feature", "complexity": "Complex", "strategy": "MultiAgent", "tokens_used": 1500, "cost_usd": 0.75, "duration_ms": 42000}),
                 ),
             ),
@@ -204,17 +209,16 @@ mod tests {
                         task_type: TaskType::Deployment,
                         complexity: TaskComplexity::Epic,
                         strategy: ExecutionStrategy::HybridExecution,
-                        error_message: "timed out".into(),
                         tokens_used: 0,
                         cost_usd: 0.0,
                         duration_ms: 10,
                     }),
-                    3,
+                    12,
                 ),
                 golden(
                     "task.failed.v1",
-                    3,
-                    json!({"task_id": TASK, "task_type": "Deployment", "complexity": "Epic", "strategy": "HybridExecution", "error_message": "timed out", "tokens_used": 0, "cost_usd": 0.0, "duration_ms": 10}),
+                    "00000000000000000012",
+                    json!({"task_id": TASK, "task_type": "Deployment", "complexity": "Epic", "strategy": "HybridExecution", "tokens_used": 0, "cost_usd": 0.0, "duration_ms": 10}),
                 ),
             ),
         ]
@@ -268,13 +272,136 @@ mod tests {
         wrong_subject["subject"] = json!("another");
         let mut unknown_type = cases().remove(0).1;
         unknown_type["type"] = json!("task.created.v9");
+        let mut numeric_sequence = cases().remove(0).1;
+        numeric_sequence["sequence"] = json!(1);
+        let mut short_sequence = cases().remove(0).1;
+        short_sequence["sequence"] = json!("1");
         for body in [
             "not json".to_owned(),
             wrong_version.to_string(),
             wrong_subject.to_string(),
             unknown_type.to_string(),
+            numeric_sequence.to_string(),
+            short_sequence.to_string(),
         ] {
             assert!(EventEnvelope::from_json(&body).is_err(), "{body}");
+        }
+    }
+
+    fn any_data(task_id: Uuid) -> impl Strategy<Value = TaskEventData> {
+        use TaskType::*;
+        let task_type = prop::sample::select(vec![
+            BugFix,
+            Feature,
+            Refactor,
+            Test,
+            Documentation,
+            Deployment,
+        ]);
+        let complexity = prop::sample::select(vec![
+            TaskComplexity::Simple,
+            TaskComplexity::Medium,
+            TaskComplexity::Complex,
+            TaskComplexity::Epic,
+        ]);
+        let strategy = prop::sample::select(vec![
+            ExecutionStrategy::SingleShot,
+            ExecutionStrategy::Iterative,
+            ExecutionStrategy::MultiAgent,
+            ExecutionStrategy::HybridExecution,
+        ]);
+        let finished = (
+            task_type.clone(),
+            complexity.clone(),
+            strategy,
+            any::<u64>(),
+            // Costs as the API takes them: up to MAX_COST_USD, in steps of a billionth.
+            (0u64..=1_000_000_000_000_000).prop_map(|nano| nano as f64 / 1e9),
+            any::<u64>(),
+        );
+        prop_oneof![
+            Just(TaskEventData::Created(TaskCreated { task_id })),
+            (task_type, complexity).prop_map(move |(task_type, complexity)| {
+                TaskEventData::Started(TaskStarted {
+                    task_id,
+                    task_type,
+                    complexity,
+                })
+            }),
+            finished
+                .clone()
+                .prop_map(move |(t, c, s, tokens, cost, ms)| {
+                    TaskEventData::Completed(TaskCompleted {
+                        task_id,
+                        task_type: t,
+                        complexity: c,
+                        strategy: s,
+                        tokens_used: tokens,
+                        cost_usd: cost,
+                        duration_ms: ms,
+                    })
+                }),
+            finished.prop_map(move |(t, c, s, tokens, cost, ms)| {
+                TaskEventData::Failed(TaskFailed {
+                    task_id,
+                    task_type: t,
+                    complexity: c,
+                    strategy: s,
+                    tokens_used: tokens,
+                    cost_usd: cost,
+                    duration_ms: ms,
+                })
+            }),
+        ]
+    }
+
+    fn any_envelope() -> impl Strategy<Value = EventEnvelope> {
+        (any::<u128>(), any::<u128>())
+            .prop_flat_map(|(task, event)| {
+                let task_id = Uuid::from_u128(task);
+                (
+                    Just((task_id, Uuid::from_u128(event))),
+                    any::<u64>(),
+                    0i64..=253_402_300_799_999,
+                    any_data(task_id),
+                    proptest::option::of("00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]"),
+                    proptest::option::of("\\PC{1,40}"),
+                )
+            })
+            .prop_map(
+                |((task_id, id), sequence, millis, data, traceparent, correlationid)| {
+                    let time = DateTime::from_timestamp_millis(millis).unwrap();
+                    let mut event = EventEnvelope::new(task_id, sequence, time, data);
+                    event.id = id;
+                    event.traceparent = traceparent;
+                    event.correlationid = correlationid;
+                    event
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn when_any_envelope_is_serialised_should_read_back_equal(event in any_envelope()) {
+            let json = event.to_json();
+            prop_assert_eq!(EventEnvelope::from_json(&json).unwrap(), event.clone());
+            let document: Value = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(&document["sequence"], &json!(event.sequence.to_string()));
+            prop_assert_eq!(&document["dataschema"], &json!(event.kind().data_schema()));
+        }
+
+        #[test]
+        fn when_two_envelopes_are_numbered_should_order_by_their_sequence_text(
+            a in prop_oneof![0u64..1_000, any::<u64>()],
+            b in prop_oneof![0u64..1_000, any::<u64>()],
+        ) {
+            let text = |n: u64| {
+                let (mut event, _) = cases().remove(0);
+                event.sequence = crate::events::Sequence::new(n);
+                let document: Value = serde_json::from_str(&event.to_json()).unwrap();
+                document["sequence"].as_str().unwrap().to_owned()
+            };
+            prop_assert_eq!(text(a).cmp(&text(b)), a.cmp(&b));
         }
     }
 }

@@ -13,6 +13,13 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    pub const ALL: [EventKind; 4] = [
+        EventKind::TaskCreated,
+        EventKind::TaskStarted,
+        EventKind::TaskCompleted,
+        EventKind::TaskFailed,
+    ];
+
     pub fn of(data: &TaskEventData) -> EventKind {
         match data {
             TaskEventData::Created(_) => EventKind::TaskCreated,
@@ -39,6 +46,17 @@ impl EventKind {
             EventKind::TaskStarted => "task.started.v1",
             EventKind::TaskCompleted => "task.completed.v1",
             EventKind::TaskFailed => "task.failed.v1",
+        }
+    }
+
+    /// Value of the CloudEvents `dataschema` attribute: the URI of the JSON Schema of the
+    /// event's `data`, the `$id` of `schemas/<type>.json` (see `super::schema`).
+    pub fn data_schema(self) -> &'static str {
+        match self {
+            EventKind::TaskCreated => "urn:task-orchestration:schemas:task.created.v1",
+            EventKind::TaskStarted => "urn:task-orchestration:schemas:task.started.v1",
+            EventKind::TaskCompleted => "urn:task-orchestration:schemas:task.completed.v1",
+            EventKind::TaskFailed => "urn:task-orchestration:schemas:task.failed.v1",
         }
     }
 

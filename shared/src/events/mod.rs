@@ -1,9 +1,14 @@
 //! Lifecycle events on the wire: CloudEvents 1.0 envelopes around the domain's payloads.
 //! The JSON produced here is the contract every consumer reads.
 
+#[cfg(test)]
+mod contract_tests;
 mod envelope;
 mod kind;
+pub mod schema;
+mod sequence;
 
 pub use crate::domain::{TaskCompleted, TaskCreated, TaskEventData, TaskFailed, TaskStarted};
 pub use envelope::{EventEnvelope, EventParseError, DATA_CONTENT_TYPE, EVENT_SOURCE, SPEC_VERSION};
 pub use kind::EventKind;
+pub use sequence::{Sequence, SequenceError};

@@ -113,7 +113,8 @@ async fn when_tasks_run_their_lifecycle_should_deliver_each_event_once_to_the_qu
             "TaskStarted" => 2,
             _ => 3,
         };
-        assert_eq!(event.sequence, expected_sequence, "{event:?}");
+        assert_eq!(event.sequence.number(), expected_sequence, "{event:?}");
+        assert_eq!(event.dataschema, event.kind().data_schema(), "{event:?}");
     }
     let completed = cicd[0].clone();
     match completed.data {

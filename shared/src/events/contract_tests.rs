@@ -1,0 +1,173 @@
+//! Every event the use cases emit, as the publisher sends it, against the checked-in
+//! schemas and as the CloudEvents SDK reads it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cloudevents::event::ExtensionValue;
+use cloudevents::{AttributesReader, Data, Event};
+use serde_json::{json, Value};
+
+use super::schema::{file_name, ENVELOPE_SCHEMA_ID};
+use super::{EventEnvelope, EventKind};
+use crate::domain::{ExecutionStrategy, TaskComplexity, TaskType, Usage};
+use crate::memory::{MemoryStore, RecordingPublisher};
+use crate::service::{Caller, Command, TaskService};
+
+fn checked_in(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../schemas")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path:?}: {err}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn validator(schema: &Value) -> jsonschema::Validator {
+    jsonschema::validator_for(schema).expect("a valid JSON Schema")
+}
+
+fn errors(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
+    validator
+        .iter_errors(instance)
+        .map(|err| format!("{} at {}", err, err.instance_path()))
+        .collect()
+}
+
+/// One event of each kind, emitted by the use cases and taken from the publisher.
+async fn emitted() -> Vec<EventEnvelope> {
+    let store = Arc::new(MemoryStore::new());
+    let publisher = Arc::new(RecordingPublisher::new());
+    let service = TaskService::new(store.clone(), store, publisher.clone());
+    let caller = Caller {
+        user_id: "alice".into(),
+        request_id: Some("req-1".into()),
+    };
+    for fails in [false, true] {
+        let task = service
+            .create(&caller, "Fix login".into(), "It crashes".into())
+            .await
+            .unwrap();
+        let commands = [
+            Command::Classify {
+                task_type: TaskType::BugFix,
+                complexity: TaskComplexity::Medium,
+            },
+            Command::Start {
+                strategy: ExecutionStrategy::Iterative,
+            },
+            if fails {
+                Command::Fail {
+                    error_message: "tests fail".into(),
+                    usage: Usage {
+                        tokens_used: 10,
+                        cost_usd: 0.01,
+                    },
+                }
+            } else {
+                Command::Complete(Usage {
+                    tokens_used: 1200,
+                    cost_usd: 0.42,
+                })
+            },
+        ];
+        for command in commands {
+            service.execute(&caller, task.id, command).await.unwrap();
+        }
+    }
+    publisher.published()
+}
+
+#[tokio::test]
+async fn when_emitted_should_cover_every_event_kind() {
+    let kinds: Vec<EventKind> = emitted().await.iter().map(|e| e.kind()).collect();
+    for kind in EventKind::ALL {
+        assert!(kinds.contains(&kind), "{kind:?} not emitted: {kinds:?}");
+    }
+}
+
+#[tokio::test]
+async fn when_emitted_should_validate_against_the_checked_in_schemas() {
+    let envelope = validator(&checked_in("cloudevent.json"));
+    let data: HashMap<EventKind, jsonschema::Validator> = EventKind::ALL
+        .into_iter()
+        .map(|kind| (kind, validator(&checked_in(&file_name(kind)))))
+        .collect();
+    for event in emitted().await {
+        let document: Value = serde_json::from_str(&event.to_json()).unwrap();
+        assert_eq!(
+            errors(&envelope, &document),
+            Vec::<String>::new(),
+            "{document}"
+        );
+        let payload = &data[&event.kind()];
+        assert_eq!(
+            errors(payload, &document["data"]),
+            Vec::<String>::new(),
+            "{document}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn when_an_event_breaks_the_contract_should_fail_the_schemas() {
+    let envelope = validator(&checked_in("cloudevent.json"));
+    let event = emitted().await.remove(0);
+    let good: Value = serde_json::from_str(&event.to_json()).unwrap();
+    let broken: [(&str, Value); 6] = [
+        ("sequence", json!(1)),
+        ("sequence", json!("1")),
+        ("specversion", json!("0.3")),
+        ("type", json!("task.created.v9")),
+        ("data", json!({})),
+        ("time", Value::Null),
+    ];
+    for (field, value) in broken {
+        let mut document = good.clone();
+        document[field] = value;
+        assert!(
+            !envelope.is_valid(&document),
+            "{field} broken yet valid: {document}"
+        );
+    }
+    let mut without_id = good.clone();
+    without_id.as_object_mut().unwrap().remove("id");
+    assert!(!envelope.is_valid(&without_id));
+}
+
+#[tokio::test]
+async fn when_read_by_the_cloudevents_sdk_should_keep_every_attribute() {
+    for event in emitted().await {
+        let parsed: Event = serde_json::from_str(&event.to_json())
+            .unwrap_or_else(|err| panic!("{:?}: {err}", event.kind()));
+        assert_eq!(parsed.id(), event.id.to_string());
+        assert_eq!(parsed.ty(), event.kind().cloud_event_type());
+        assert_eq!(parsed.source().as_str(), "/orchestration/tasks");
+        assert_eq!(parsed.subject(), Some(event.subject.as_str()));
+        assert_eq!(
+            parsed.dataschema().map(|uri| uri.as_str()),
+            Some(event.kind().data_schema())
+        );
+        assert_eq!(parsed.datacontenttype(), Some("application/json"));
+        assert_eq!(
+            parsed.time().map(|time| time.timestamp_millis()),
+            Some(event.time.timestamp_millis())
+        );
+        // A string extension, as the CloudEvents sequence extension defines it.
+        assert_eq!(
+            parsed.extension("sequence"),
+            Some(&ExtensionValue::String(event.sequence.to_string()))
+        );
+        assert_eq!(
+            parsed.extension("correlationid"),
+            Some(&ExtensionValue::String("req-1".to_owned()))
+        );
+        let data: Value = serde_json::from_str(&event.to_json()).unwrap();
+        assert_eq!(parsed.data(), Some(&Data::Json(data["data"].clone())));
+    }
+}
+
+#[test]
+fn when_the_envelope_schema_is_checked_in_should_carry_its_id() {
+    assert_eq!(checked_in("cloudevent.json")["$id"], ENVELOPE_SCHEMA_ID);
+}
