@@ -267,7 +267,7 @@ impl Bench<'_> {
     }
 
     fn sampled(&self, i: usize) -> bool {
-        self.args.sampled_every > 0 && i % self.args.sampled_every == 0
+        self.args.sampled_every > 0 && i.is_multiple_of(self.args.sampled_every)
     }
 
     /// Cold starts, each with one invocation, then warm invocations of one process, over
