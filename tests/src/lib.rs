@@ -8,12 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
+use axum::http::Method;
 use cicd_monitor::{BuildNotifier, CicdSettings, WebhookNotifier};
 use dashboard::DashboardSettings;
 use dev_server::event_source::EventSourceMapping;
-use lambda_http::aws_lambda_events::query_map::QueryMap;
-use lambda_http::http::Method;
-use lambda_http::{Body, RequestExt};
 use ml_classifier::ClassifierSettings;
 use outbox_sweeper::{Sweeper, SweeperConfig, SweeperSettings};
 use serde::Deserialize;
@@ -25,6 +23,7 @@ use shared::retry::Backoff;
 use shared::service::TaskService;
 use shared::settings::{Settings, Variables};
 use task_api::{ApiSettings, Deps};
+use tower::ServiceExt;
 
 #[derive(Debug, Deserialize)]
 struct Provisioned {
@@ -412,27 +411,28 @@ pub async fn call_with(
     body: &str,
     headers: &[(&str, &str)],
 ) -> (u16, Value) {
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let mut builder = lambda_http::http::Request::builder()
-        .method(method)
-        .uri(path);
+    let mut builder = axum::http::Request::builder().method(method).uri(path);
     if !body.is_empty() {
         builder = builder.header("content-type", "application/json");
+    }
+    if let Some(user) = user {
+        builder = builder.header(task_api::identity::USER_HEADER, user);
     }
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    let query: QueryMap = query.parse().expect("query parses");
     let request = builder
-        .body(Body::from(body))
-        .expect("request builds")
-        .with_query_string_parameters(query);
-    let response = task_api::handle(deps, user, request).await;
+        .body(axum::body::Body::from(body.to_owned()))
+        .expect("request builds");
+    let response = dev_server::http::router(deps.clone())
+        .oneshot(request)
+        .await
+        .expect("the router always answers");
     let status = response.status().as_u16();
-    let json = match response.body() {
-        Body::Text(text) => serde_json::from_str(text).expect("JSON body"),
-        other => panic!("unexpected body {other:?}"),
-    };
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("the body reads");
+    let json = serde_json::from_slice(&bytes).expect("JSON body");
     (status, json)
 }
 

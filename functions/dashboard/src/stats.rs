@@ -150,7 +150,7 @@ pub fn project(
     Some((next, delta))
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DurationStats {
     pub count: u64,
     pub average_ms: Option<f64>,
@@ -159,7 +159,7 @@ pub struct DurationStats {
 }
 
 /// The statistics as `GET /dashboard/stats` returns them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DashboardStats {
     pub tasks_total: u64,
     /// Classification emits no event, so classified tasks count as `Pending` here.

@@ -1,6 +1,7 @@
 //! The one mapping from failures to HTTP error responses: `{"error", "message", "field"?}`.
 
-use lambda_http::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use shared::domain::DomainError;
 use shared::service::TaskError;
 use tracing::error;
@@ -51,6 +52,30 @@ impl ApiError {
         )
     }
 
+    pub fn forbidden(scope: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this needs the {scope} scope"),
+        )
+    }
+
+    pub fn idempotency_key_reused() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different request; use a new key",
+        )
+    }
+
+    pub fn request_in_progress() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "request_in_progress",
+            "a request with this Idempotency-Key is still running; retry in a moment",
+        )
+    }
+
     pub fn route_not_found(path: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -85,6 +110,16 @@ impl ApiError {
             "unsupported_media_type",
             "the body must be JSON (content-type application/json)",
         )
+    }
+}
+
+impl IntoResponse for ApiError {
+    /// The JSON error body; the error also rides along in the response's extensions, so
+    /// the request's middleware can name the request in a 5xx answer.
+    fn into_response(self) -> Response {
+        let mut response = crate::responses::error(&self);
+        response.extensions_mut().insert(self);
+        response
     }
 }
 

@@ -1,51 +1,234 @@
-//! Adapts HTTP requests to the task use cases and their results to responses.
+//! The task API's routes, as one axum `Router` that Lambda (through `lambda_http`) and the
+//! local server (through `axum::serve`) both run, and the OpenAPI document that describes
+//! them.
 
 use std::sync::Arc;
 
-use dashboard::DashboardStore;
-use lambda_http::http::header::LOCATION;
-use lambda_http::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::http::header::{CONTENT_TYPE, LOCATION};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+use dashboard::{DashboardStats, DashboardStore};
 use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::json;
-use shared::service::{Caller, TaskError, TaskService};
+use lambda_http::RequestExt;
+use shared::service::{Caller, Command, TaskError, TaskService};
 use shared::telemetry::{record_trace_id, remote_parent};
 use tracing::field::Empty;
 use tracing::{info_span, Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{OpenApi as Document, RefOr};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::errors::ApiError;
-use crate::requests::{self, CreateTask};
-use crate::responses::{self, TaskView};
-use crate::routes::{route, Route};
+use crate::idempotency::{idempotent, RequestKeys};
+use crate::identity::Authenticated;
+use crate::requests::{
+    self, Classify, Complete, CreateTask, Fail, JsonBody, Start, MAX_BODY_BYTES,
+};
+use crate::responses::{self, ErrorBody, TaskPage, TaskView};
 
-/// What the handler needs, built once per process.
+/// The scope that lets a caller read the statistics of all tasks, unless configured.
+pub const DEFAULT_OPERATOR_SCOPE: &str = "orchestration/operator";
+
+/// What the routes need, built once per process.
 #[derive(Clone)]
 pub struct Deps {
     pub tasks: TaskService,
     pub dashboard: Arc<dyn DashboardStore>,
+    /// The `Idempotency-Key`s of requests and their answers.
+    pub request_keys: Arc<dyn RequestKeys>,
+    /// The scope `GET /dashboard/stats` asks for.
+    pub operator_scope: String,
 }
 
-/// Serves one request for the caller `user_id` (the verified identity, if any), in a span
-/// that continues the caller's trace.
-pub async fn handle(deps: &Deps, user_id: Option<&str>, request: Request) -> Response<Body> {
+impl Deps {
+    pub fn new(
+        tasks: TaskService,
+        dashboard: Arc<dyn DashboardStore>,
+        request_keys: Arc<dyn RequestKeys>,
+    ) -> Self {
+        Deps {
+            tasks,
+            dashboard,
+            request_keys,
+            operator_scope: DEFAULT_OPERATOR_SCOPE.to_owned(),
+        }
+    }
+}
+
+/// The path the routes sit under, when not the root: `/dev` on a named stage.
+#[derive(Debug, Clone)]
+pub struct PathPrefix(pub String);
+
+/// The request's id, for logs, traces and 5xx answers.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Task orchestration API",
+        description = "Tasks move Pending → Classified → InProgress → Completed | Failed; \
+every change is published as a CloudEvent (see asyncapi.yaml). A task belongs to its \
+creator: to anyone else it does not exist (404).",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    servers((url = "http://127.0.0.1:3000", description = "the local server (`infra/local.sh up`)")),
+    tags(
+        (name = "tasks", description = "The task lifecycle"),
+        (name = "dashboard", description = "Statistics of all tasks"),
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+struct ApiDoc;
+
+/// The JWT the HTTP API's authorizer verifies; its `sub` claim names the caller.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT".to_owned());
+        scheme.description = Some(
+            "A JWT from the stack's Cognito user pool; its `sub` claim names the caller. \
+Locally the `X-User-Id` header (and `X-User-Scopes`) stands in for it."
+                .to_owned(),
+        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+fn routes() -> OpenApiRouter<Deps> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_task, list_tasks))
+        .routes(routes!(get_task))
+        .routes(routes!(classify_task))
+        .routes(routes!(start_task))
+        .routes(routes!(complete_task))
+        .routes(routes!(fail_task))
+        .routes(routes!(dashboard_stats))
+}
+
+/// The OpenAPI document of the routes.
+pub fn openapi() -> Document {
+    with_links(routes().split_for_parts().1)
+}
+
+/// The lifecycle as links between operations: what a client (or a stateful fuzzer) may
+/// do next with the task an answer names.
+fn with_links(mut document: Document) -> Document {
+    let next: [(&str, &str, &[&str]); 3] = [
+        ("createTask", "201", &["getTask", "classifyTask"]),
+        ("classifyTask", "200", &["getTask", "startTask"]),
+        ("startTask", "200", &["getTask", "completeTask", "failTask"]),
+    ];
+    for item in document.paths.paths.values_mut() {
+        for operation in [item.get.as_mut(), item.post.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            let Some((_, status, targets)) = next
+                .iter()
+                .find(|(id, _, _)| operation.operation_id.as_deref() == Some(*id))
+            else {
+                continue;
+            };
+            if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) {
+                for target in *targets {
+                    let link = LinkBuilder::new()
+                        .operation_id(*target)
+                        .parameter("id", "$response.body#/id")
+                        .build();
+                    response.links.insert(target.to_string(), RefOr::T(link));
+                }
+            }
+        }
+    }
+    document
+}
+
+/// The routes, their errors for unknown paths and methods, the body limit and the
+/// request's span. Identity comes from a layer of the host: [`crate::identity::authorizer`]
+/// in Lambda, [`crate::identity::local_headers`] locally.
+pub fn router(deps: Deps) -> Router {
+    let (routes, document) = routes().split_for_parts();
+    let document: Arc<str> = with_links(document)
+        .to_pretty_json()
+        .expect("the document serialises")
+        .into();
+    routes
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move {
+                    (
+                        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                        document.to_string(),
+                    )
+                }
+            }),
+        )
+        .route_layer(middleware::from_fn_with_state(deps.clone(), idempotent))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(trace_request))
+        .with_state(deps)
+}
+
+/// The router under a named API stage's path (`/dev/tasks`), as API Gateway passes HTTP
+/// API paths on; at the root for the `$default` stage or none.
+pub fn staged(router: Router, stage: Option<&str>) -> Router {
+    match stage.filter(|stage| !stage.is_empty() && *stage != "$default") {
+        Some(stage) => {
+            let prefix = format!("/{stage}");
+            Router::new()
+                .nest(&prefix, router)
+                .layer(Extension(PathPrefix(prefix)))
+        }
+        None => router,
+    }
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::route_not_found(request.uri().path())
+}
+
+/// The router adds the `Allow` header.
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::method_not_allowed(&method, &[])
+}
+
+/// Runs a request in a span that continues the caller's trace, and names the request in
+/// a 5xx answer.
+async fn trace_request(mut request: Request, next: Next) -> Response {
     let request_id = request_id(&request);
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
     let span = request_span(&request, &request_id);
-    let served = serve(deps, user_id, &request, &request_id)
-        .instrument(span.clone())
-        .await;
-    let response = match served {
-        Ok(response) => response,
-        Err(err) if err.status >= 500 => responses::error(&ApiError {
-            request_id: Some(request_id),
-            ..err
-        }),
-        Err(err) => responses::error(&err),
-    };
+    let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
     span.record("http.response.status_code", status.as_u16());
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");
+        if let Some(err) = response.extensions_mut().remove::<ApiError>() {
+            response = responses::error(&ApiError {
+                request_id: Some(request_id),
+                ..err
+            });
+        }
     }
     response
 }
@@ -59,7 +242,7 @@ fn request_id(request: &Request) -> String {
     gateway
         .or_else(|| request.lambda_context_ref().map(|c| c.request_id.clone()))
         .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        .unwrap_or_else(|| Uuid::new_v4().to_string())
 }
 
 /// The span of one request: a child of the trace its headers or Lambda name, or a new one.
@@ -69,12 +252,17 @@ fn request_span(request: &Request, request_id: &str) -> Span {
         .lambda_context_ref()
         .and_then(|context| context.xray_trace_id.as_deref());
     let method = request.method().as_str();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or(request.uri().path(), |matched| matched.as_str());
     let span = info_span!(
         "HTTP request",
-        otel.name = %format!("{method} {}", request.uri().path()),
+        otel.name = %format!("{method} {route}"),
         otel.kind = "server",
         otel.status_code = Empty,
         http.request.method = method,
+        http.route = route,
         url.path = request.uri().path(),
         http.response.status_code = Empty,
         task.id = Empty,
@@ -93,97 +281,286 @@ fn request_span(request: &Request, request_id: &str) -> Span {
     span
 }
 
-async fn serve(
+fn task_id(segment: &str) -> Result<Uuid, ApiError> {
+    let id = Uuid::parse_str(segment)
+        .map_err(|_| ApiError::bad_request("invalid_id", "id", "must be a UUID"))?;
+    Span::current().record("task.id", tracing::field::display(id));
+    Ok(id)
+}
+
+/// Create a task.
+///
+/// The task starts `Pending`; `TaskCreated` is published and the classifier classifies
+/// it within seconds.
+#[utoipa::path(
+    post,
+    path = "/tasks",
+    tag = "tasks",
+    operation_id = "createTask",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: a repeat with the same key and body within 24 hours gets the first answer and changes nothing (1 to 255 visible ASCII characters)"),
+    ),
+    request_body = CreateTask,
+    responses(
+        (status = 201, description = "Created", body = TaskView,
+            headers(("Location" = String, description = "The new task's path"))),
+        (status = 400, description = "Malformed or invalid body, naming the field", body = ErrorBody),
+        (status = 401, description = "No caller identity", body = ErrorBody),
+        (status = 409, description = "`request_in_progress`: a request with this `Idempotency-Key` still runs", body = ErrorBody),
+        (status = 413, description = "Body over 65,536 bytes", body = ErrorBody),
+        (status = 422, description = "The `Idempotency-Key` was used for another request", body = ErrorBody),
+        (status = 415, description = "A content type other than JSON", body = ErrorBody),
+        (status = 500, description = "Storage failed; quote `request_id`", body = ErrorBody),
+    )
+)]
+async fn create_task(
+    State(deps): State<Deps>,
+    Authenticated(_, caller): Authenticated,
+    prefix: Option<Extension<PathPrefix>>,
+    JsonBody(CreateTask { title, description }): JsonBody<CreateTask>,
+) -> Result<Response, ApiError> {
+    let task = deps.tasks.create(&caller, title, description).await?;
+    Span::current().record("task.id", tracing::field::display(task.id));
+    let mut response = responses::json(StatusCode::CREATED, &TaskView::from(&task));
+    let prefix = prefix
+        .as_ref()
+        .map_or("", |Extension(PathPrefix(p))| p.as_str());
+    let location = format!("{prefix}/tasks/{}", task.id)
+        .parse()
+        .expect("a path is a valid header");
+    response.headers_mut().insert(LOCATION, location);
+    Ok(response)
+}
+
+/// List the caller's tasks, newest first.
+#[utoipa::path(
+    get,
+    path = "/tasks",
+    tag = "tasks",
+    operation_id = "listTasks",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Tasks per page (default 20)"),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of tasks", body = TaskPage),
+        (status = 400, description = "Bad `limit` or `cursor`", body = ErrorBody),
+        (status = 401, description = "No caller identity", body = ErrorBody),
+        (status = 500, description = "Storage failed; quote `request_id`", body = ErrorBody),
+    )
+)]
+async fn list_tasks(
+    State(deps): State<Deps>,
+    Authenticated(_, caller): Authenticated,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let (limit, cursor) = requests::page(query.as_deref())?;
+    let page = deps.tasks.list(&caller, limit, cursor.as_deref()).await?;
+    let body = TaskPage {
+        items: page.items.iter().map(TaskView::from).collect(),
+        next_cursor: page.next_cursor,
+    };
+    Ok(responses::json(StatusCode::OK, &body))
+}
+
+/// Read a task.
+#[utoipa::path(
+    get,
+    path = "/tasks/{id}",
+    tag = "tasks",
+    operation_id = "getTask",
+    params(("id" = Uuid, Path, description = "The task's id")),
+    responses(
+        (status = 200, description = "The task", body = TaskView),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 401, description = "No caller identity", body = ErrorBody),
+        (status = 404, description = "No such task of the caller's", body = ErrorBody),
+        (status = 500, description = "Storage failed; quote `request_id`", body = ErrorBody),
+    )
+)]
+async fn get_task(
+    State(deps): State<Deps>,
+    Authenticated(_, caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let task = deps.tasks.get(&caller, task_id(&id)?).await?;
+    Ok(responses::json(StatusCode::OK, &TaskView::from(&task)))
+}
+
+async fn transition(
     deps: &Deps,
-    user_id: Option<&str>,
-    request: &Request,
-    request_id: &str,
-) -> Result<Response<Body>, ApiError> {
-    // As in AWS, where the authorizer runs first: no identity, no further answer.
-    let caller = caller(user_id, request_id)?;
-    let (stage, path) = split_stage(request);
-    let route = route(request.method(), path)?;
-    let tasks = &deps.tasks;
-    match route {
-        Route::CreateTask => {
-            let CreateTask { title, description } = requests::body(request)?;
-            let task = tasks.create(&caller, title, description).await?;
-            Span::current().record("task.id", tracing::field::display(task.id));
-            let mut response = responses::json(StatusCode::CREATED, &TaskView::from(&task));
-            let location = format!("{stage}/tasks/{}", task.id)
-                .parse()
-                .expect("a path is a valid header");
-            response.headers_mut().insert(LOCATION, location);
-            Ok(response)
-        }
-        Route::ListTasks => {
-            let (limit, cursor) = requests::page(request)?;
-            let page = tasks.list(&caller, limit, cursor.as_deref()).await?;
-            let items: Vec<TaskView> = page.items.iter().map(TaskView::from).collect();
-            Ok(responses::json(
-                StatusCode::OK,
-                &json!({"items": items, "next_cursor": page.next_cursor}),
-            ))
-        }
-        Route::GetTask(id) => {
-            Span::current().record("task.id", tracing::field::display(id));
-            let task = tasks.get(&caller, id).await?;
-            Ok(responses::json(StatusCode::OK, &TaskView::from(&task)))
-        }
-        Route::Transition(id, action) => {
-            Span::current().record("task.id", tracing::field::display(id));
-            let command = requests::command(action, request)?;
-            let task = tasks.execute(&caller, id, command).await?;
-            Ok(responses::json(StatusCode::OK, &TaskView::from(&task)))
-        }
-        Route::DashboardStats => {
-            let stats = deps.dashboard.stats().await.map_err(TaskError::from)?;
-            Ok(responses::json(StatusCode::OK, &stats))
-        }
-    }
+    caller: &Caller,
+    id: &str,
+    command: Command,
+) -> Result<Response, ApiError> {
+    let task = deps.tasks.execute(caller, task_id(id)?, command).await?;
+    Ok(responses::json(StatusCode::OK, &TaskView::from(&task)))
 }
 
-/// The API stage's path prefix (empty on the `$default` stage) and the route's path.
-/// API Gateway keeps a named stage in the path it passes on: `/dev/tasks`.
-fn split_stage(request: &Request) -> (String, &str) {
-    let path = match request.raw_http_path() {
-        "" => request.uri().path(),
-        raw => raw,
-    };
-    let stage = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context.stage.as_deref(),
-        _ => None,
-    };
-    if let Some(stage) = stage.filter(|stage| !stage.is_empty() && *stage != "$default") {
-        let prefix = format!("/{stage}");
-        if let Some(rest) = path.strip_prefix(&prefix) {
-            if rest.is_empty() || rest.starts_with('/') {
-                return (prefix, rest);
-            }
-        }
-    }
-    (String::new(), path)
+/// Classify a task (no event); allowed while `Pending` or `Classified`.
+#[utoipa::path(
+    post,
+    path = "/tasks/{id}/classify",
+    tag = "tasks",
+    operation_id = "classifyTask",
+    params(
+        ("id" = Uuid, Path, description = "The task's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: a repeat with the same key and body within 24 hours gets the first answer and changes nothing (1 to 255 visible ASCII characters)"),
+    ),
+    request_body = Classify,
+    responses(
+        (status = 200, description = "The classified task", body = TaskView),
+        (status = 400, description = "Bad id or body, naming the field", body = ErrorBody),
+        (status = 401, description = "No caller identity", body = ErrorBody),
+        (status = 404, description = "No such task of the caller's", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`, `version_conflict`, or `request_in_progress` (a request with this `Idempotency-Key` still runs)", body = ErrorBody),
+        (status = 413, description = "Body over 65,536 bytes", body = ErrorBody),
+        (status = 422, description = "The `Idempotency-Key` was used for another request", body = ErrorBody),
+        (status = 415, description = "A content type other than JSON", body = ErrorBody),
+        (status = 500, description = "Storage failed; quote `request_id`", body = ErrorBody),
+    )
+)]
+async fn classify_task(
+    State(deps): State<Deps>,
+    Authenticated(_, caller): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Classify>,
+) -> Result<Response, ApiError> {
+    transition(&deps, &caller, &id, body.into()).await
 }
 
-fn caller(user_id: Option<&str>, request_id: &str) -> Result<Caller, ApiError> {
-    let user_id = user_id
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .ok_or_else(ApiError::unauthorized)?;
-    Ok(Caller {
-        user_id: user_id.to_owned(),
-        request_id: Some(request_id.to_owned()),
-    })
+/// Start a `Classified` task; publishes `TaskStarted`.
+#[utoipa::path(
+    post,
+    path = "/tasks/{id}/start",
+    tag = "tasks",
+    operation_id = "startTask",
+    params(
+        ("id" = Uuid, Path, description = "The task's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: a repeat with the same key and body within 24 hours gets the first answer and changes nothing (1 to 255 visible ASCII characters)"),
+    ),
+    request_body = Start,
+    responses(
+        (status = 200, description = "The started task", body = TaskView),
+        (status = 400, description = "Bad id or body, naming the field", body = ErrorBody),
+        (status = 401, description = "No caller identity", body = ErrorBody),
+        (status = 404, description = "No such task of the caller's", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`, `version_conflict`, or `request_in_progress` (a request with this `Idempotency-Key` still runs)", body = ErrorBody),
+        (status = 413, description = "Body over 65,536 bytes", body = ErrorBody),
+        (status = 422, description = "The `Idempotency-Key` was used for another request", body = ErrorBody),
+        (status = 415, description = "A content type other than JSON", body = ErrorBody),
+        (status = 500, description = "Storage failed; quote `request_id`", body = ErrorBody),
+    )
+)]
+async fn start_task(
+    State(deps): State<Deps>,
+    Authenticated(_, caller): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Start>,
+) -> Result<Response, ApiError> {
+    transition(&deps, &caller, &id, body.into()).await
+}
+
+/// Complete an `InProgress` task; publishes `TaskCompleted`.
+#[utoipa::path(
+    post,
+    path = "/tasks/{id}/complete",
+    tag = "tasks",
+    operation_id = "completeTask",
+    params(
+        ("id" = Uuid, Path, description = "The task's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: a repeat with the same key and body within 24 hours gets the first answer and changes nothing (1 to 255 visible ASCII characters)"),
+    ),
+    request_body = Complete,
+    responses(
+        (status = 200, description = "The completed task", body = TaskView),
+        (status = 400, description = "Bad id or body, naming the field", body = ErrorBody),
+        (status = 401, description = "No caller identity", body = ErrorBody),
+        (status = 404, description = "No such task of the caller's", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`, `version_conflict`, or `request_in_progress` (a request with this `Idempotency-Key` still runs)", body = ErrorBody),
+        (status = 413, description = "Body over 65,536 bytes", body = ErrorBody),
+        (status = 422, description = "The `Idempotency-Key` was used for another request", body = ErrorBody),
+        (status = 415, description = "A content type other than JSON", body = ErrorBody),
+        (status = 500, description = "Storage failed; quote `request_id`", body = ErrorBody),
+    )
+)]
+async fn complete_task(
+    State(deps): State<Deps>,
+    Authenticated(_, caller): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Complete>,
+) -> Result<Response, ApiError> {
+    transition(&deps, &caller, &id, body.into()).await
+}
+
+/// Fail an `InProgress` task; publishes `TaskFailed`.
+#[utoipa::path(
+    post,
+    path = "/tasks/{id}/fail",
+    tag = "tasks",
+    operation_id = "failTask",
+    params(
+        ("id" = Uuid, Path, description = "The task's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: a repeat with the same key and body within 24 hours gets the first answer and changes nothing (1 to 255 visible ASCII characters)"),
+    ),
+    request_body = Fail,
+    responses(
+        (status = 200, description = "The failed task", body = TaskView),
+        (status = 400, description = "Bad id or body, naming the field", body = ErrorBody),
+        (status = 401, description = "No caller identity", body = ErrorBody),
+        (status = 404, description = "No such task of the caller's", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`, `version_conflict`, or `request_in_progress` (a request with this `Idempotency-Key` still runs)", body = ErrorBody),
+        (status = 413, description = "Body over 65,536 bytes", body = ErrorBody),
+        (status = 422, description = "The `Idempotency-Key` was used for another request", body = ErrorBody),
+        (status = 415, description = "A content type other than JSON", body = ErrorBody),
+        (status = 500, description = "Storage failed; quote `request_id`", body = ErrorBody),
+    )
+)]
+async fn fail_task(
+    State(deps): State<Deps>,
+    Authenticated(_, caller): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Fail>,
+) -> Result<Response, ApiError> {
+    transition(&deps, &caller, &id, body.into()).await
+}
+
+/// Statistics of all tasks, for operators.
+///
+/// Needs the operator scope (`orchestration/operator` unless the stack names another):
+/// the figures cover every user's tasks, so other callers get 403.
+#[utoipa::path(
+    get,
+    path = "/dashboard/stats",
+    tag = "dashboard",
+    operation_id = "dashboardStats",
+    responses(
+        (status = 200, description = "The statistics", body = DashboardStats),
+        (status = 401, description = "No caller identity", body = ErrorBody),
+        (status = 403, description = "The caller lacks the operator scope", body = ErrorBody),
+        (status = 500, description = "Storage failed; quote `request_id`", body = ErrorBody),
+    )
+)]
+async fn dashboard_stats(
+    State(deps): State<Deps>,
+    Authenticated(identity, _): Authenticated,
+) -> Result<Response, ApiError> {
+    if !identity.has_scope(&deps.operator_scope) {
+        return Err(ApiError::forbidden(&deps.operator_scope));
+    }
+    let stats = deps.dashboard.stats().await.map_err(TaskError::from)?;
+    Ok(responses::json(StatusCode::OK, &stats))
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::body::{to_bytes, Body};
+    use axum::http::HeaderMap;
     use dashboard::memory::MemoryDashboard;
-    use lambda_http::aws_lambda_events::query_map::QueryMap;
-    use lambda_http::http::{HeaderMap, Method};
     use serde_json::{json, Value};
     use shared::fixtures;
     use shared::memory::{MemoryStore, RecordingPublisher};
+    use tower::ServiceExt;
 
     use super::*;
     use crate::identity;
@@ -199,10 +576,11 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let publisher = Arc::new(RecordingPublisher::new());
         let dashboard = Arc::new(MemoryDashboard::default());
-        let deps = Deps {
-            tasks: TaskService::new(store.clone(), store.clone(), publisher.clone()),
-            dashboard: dashboard.clone(),
-        };
+        let deps = Deps::new(
+            TaskService::new(store.clone(), store.clone(), publisher.clone()),
+            dashboard.clone(),
+            crate::MemoryRequestKeys::new(),
+        );
         Fixture {
             deps,
             store,
@@ -211,32 +589,35 @@ mod tests {
         }
     }
 
-    /// A request as the local server passes it on: the query string parsed.
-    fn request(method: Method, path_and_query: &str, body: &str) -> Request {
-        let (path, query) = path_and_query
-            .split_once('?')
-            .unwrap_or((path_and_query, ""));
-        let mut builder = lambda_http::http::Request::builder()
-            .method(method)
-            .uri(path);
+    /// A request as the local server passes it on, `user` in the identity header.
+    fn request(user: Option<&str>, method: Method, path: &str, body: &str) -> Request {
+        let mut builder = axum::http::Request::builder().method(method).uri(path);
         if !body.is_empty() {
             builder = builder.header("content-type", "application/json");
         }
-        let query: QueryMap = query.parse().unwrap();
-        builder
-            .body(Body::from(body))
-            .unwrap()
-            .with_query_string_parameters(query)
+        if let Some(user) = user {
+            builder = builder.header(identity::USER_HEADER, user);
+        }
+        builder.body(Body::from(body.to_owned())).unwrap()
+    }
+
+    /// The router as the local server runs it.
+    fn local(f: &Fixture) -> Router {
+        router(f.deps.clone()).layer(middleware::from_fn(identity::local_headers))
     }
 
     /// The status, headers and JSON body of a response.
-    fn decode(response: Response<Body>) -> (u16, HeaderMap, Value) {
+    async fn decode(response: Response) -> (u16, HeaderMap, Value) {
         let status = response.status().as_u16();
-        let body = match response.body() {
-            Body::Text(text) => serde_json::from_str(text).unwrap(),
-            other => panic!("unexpected body {other:?}"),
-        };
-        (status, response.headers().clone(), body)
+        let headers = response.headers().clone();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {bytes:?}"));
+        (status, headers, body)
+    }
+
+    async fn send(app: Router, request: Request) -> (u16, HeaderMap, Value) {
+        decode(app.oneshot(request).await.unwrap()).await
     }
 
     async fn call(
@@ -246,7 +627,7 @@ mod tests {
         path: &str,
         body: &str,
     ) -> (u16, Value) {
-        let (status, _, body) = decode(handle(&f.deps, user, request(method, path, body)).await);
+        let (status, _, body) = send(local(f), request(user, method, path, body)).await;
         (status, body)
     }
 
@@ -267,12 +648,13 @@ mod tests {
     async fn when_task_is_created_should_answer_201_with_location_and_publish() {
         let f = fixture();
         let request = request(
+            Some("alice"),
             Method::POST,
             "/tasks",
             r#"{"title":"Fix bug","description":"details"}"#,
         );
 
-        let (status, headers, body) = decode(handle(&f.deps, Some("alice"), request).await);
+        let (status, headers, body) = send(local(&f), request).await;
 
         assert_eq!(status, 201);
         let id = body["id"].as_str().unwrap();
@@ -706,12 +1088,282 @@ mod tests {
         let (_, event) = fixtures::created("t");
         f.dashboard.apply(&event).await.unwrap();
 
-        let (status, stats) = call(&f, Some("alice"), Method::GET, "/dashboard/stats", "").await;
+        let mut request = request(Some("alice"), Method::GET, "/dashboard/stats", "");
+        request.headers_mut().insert(
+            identity::SCOPES_HEADER,
+            HeaderValue::from_static("openid orchestration/operator"),
+        );
+        let (status, _, stats) = send(local(&f), request).await;
 
-        assert_eq!(status, 200);
+        assert_eq!(status, 200, "{stats}");
         assert_eq!(stats["tasks_total"], 1);
         assert_eq!(stats["by_status"]["Pending"], 1);
         assert!(stats["success_rate"].is_null());
+    }
+
+    #[tokio::test]
+    async fn when_stats_are_asked_without_the_operator_scope_should_answer_403() {
+        let f = fixture();
+        let mut request = request(Some("alice"), Method::GET, "/dashboard/stats", "");
+        request.headers_mut().insert(
+            identity::SCOPES_HEADER,
+            HeaderValue::from_static("openid orchestration/operators"),
+        );
+
+        let (status, _, body) = send(local(&f), request).await;
+
+        assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+        let (status, _) = call(&f, Some("alice"), Method::GET, "/dashboard/stats", "").await;
+        assert_eq!(status, 403);
+    }
+
+    #[tokio::test]
+    async fn when_no_route_matches_should_answer_404_or_405_with_allow() {
+        let f = fixture();
+        let id = Uuid::new_v4();
+        let cases = [
+            (Method::GET, "/nothing".to_owned(), 404, "not_found"),
+            (Method::POST, format!("/tasks/{id}/pause"), 404, "not_found"),
+            (
+                Method::DELETE,
+                "/tasks".to_owned(),
+                405,
+                "method_not_allowed",
+            ),
+            (
+                Method::GET,
+                format!("/tasks/{id}/start"),
+                405,
+                "method_not_allowed",
+            ),
+            (
+                Method::PUT,
+                format!("/tasks/{id}"),
+                405,
+                "method_not_allowed",
+            ),
+        ];
+        for (method, path, status, code) in cases {
+            let (got, headers, body) =
+                send(local(&f), request(Some("alice"), method.clone(), &path, "")).await;
+            assert_eq!(
+                (got, body["error"].as_str()),
+                (status, Some(code)),
+                "{method} {path}"
+            );
+            if status == 405 {
+                let allow = headers["allow"].to_str().unwrap();
+                assert!(
+                    !allow.contains(method.as_str()) && !allow.is_empty(),
+                    "{allow}"
+                );
+            }
+        }
+        let (_, headers, _) =
+            send(local(&f), request(Some("a"), Method::DELETE, "/tasks", "")).await;
+        let allow = headers["allow"].to_str().unwrap();
+        assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    }
+
+    #[tokio::test]
+    async fn when_the_document_is_asked_should_serve_openapi_3_1_without_identity() {
+        let f = fixture();
+
+        let (status, _, document) =
+            send(local(&f), request(None, Method::GET, "/openapi.json", "")).await;
+
+        assert_eq!(status, 200);
+        assert!(
+            document["openapi"].as_str().unwrap().starts_with("3.1"),
+            "{}",
+            document["openapi"]
+        );
+        for path in [
+            "/tasks",
+            "/tasks/{id}",
+            "/tasks/{id}/classify",
+            "/dashboard/stats",
+        ] {
+            assert!(document["paths"][path].is_object(), "{path} is missing");
+        }
+        assert_eq!(document, serde_json::to_value(openapi()).unwrap());
+    }
+
+    fn keyed(user: &str, path: &str, body: &str, key: &str) -> Request {
+        let mut request = request(Some(user), Method::POST, path, body);
+        request
+            .headers_mut()
+            .insert("idempotency-key", HeaderValue::from_str(key).unwrap());
+        request
+    }
+
+    #[tokio::test]
+    async fn when_a_create_is_repeated_with_its_key_should_answer_the_same_and_write_nothing() {
+        let f = fixture();
+        let body = r#"{"title":"Fix bug","description":"details"}"#;
+
+        let (first_status, first_headers, first) =
+            send(local(&f), keyed("alice", "/tasks", body, "create-1")).await;
+        let (again_status, again_headers, again) =
+            send(local(&f), keyed("alice", "/tasks", body, "create-1")).await;
+
+        assert_eq!((first_status, again_status), (201, 201), "{again}");
+        assert_eq!(first, again);
+        assert_eq!(first_headers["location"], again_headers["location"]);
+        assert_eq!(again_headers["idempotent-replayed"], "true");
+        assert!(first_headers.get("idempotent-replayed").is_none());
+        assert_eq!(f.store.task_count(), 1);
+        assert_eq!(f.publisher.published().len(), 1);
+        // Another caller's equal key is another key.
+        let (status, _, other) = send(local(&f), keyed("bob", "/tasks", body, "create-1")).await;
+        assert_eq!(status, 201);
+        assert_ne!(other["id"], first["id"]);
+    }
+
+    #[tokio::test]
+    async fn when_a_key_is_reused_for_another_request_should_answer_422_and_write_nothing() {
+        let f = fixture();
+        let id = created(&f).await;
+        let start = format!("/tasks/{id}/classify");
+        let body = r#"{"task_type":"BugFix","complexity":"Simple"}"#;
+        let (status, _, _) = send(local(&f), keyed("alice", &start, body, "k")).await;
+        assert_eq!(status, 200);
+
+        let other = r#"{"task_type":"Feature","complexity":"Simple"}"#;
+        let (status, _, err) = send(local(&f), keyed("alice", &start, other, "k")).await;
+        let (elsewhere, _, _) = send(
+            local(&f),
+            keyed("alice", "/tasks", r#"{"title":"t","description":""}"#, "k"),
+        )
+        .await;
+
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (422, Some("idempotency_key_reused"))
+        );
+        assert_eq!(elsewhere, 422);
+        let (_, task) = call(&f, Some("alice"), Method::GET, &format!("/tasks/{id}"), "").await;
+        assert_eq!(
+            (task["task_type"].as_str(), task["version"].as_u64()),
+            (Some("BugFix"), Some(2))
+        );
+        assert_eq!(f.store.task_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_the_first_request_still_runs_should_answer_409_request_in_progress() {
+        let f = fixture();
+        let body = r#"{"title":"t","description":"d"}"#;
+        let print = crate::idempotency::fingerprint(&Method::POST, "/tasks", body.as_bytes());
+        let claimed = f
+            .deps
+            .request_keys
+            .begin("alice#slow", &print, chrono::Utc::now())
+            .await
+            .unwrap();
+        assert!(matches!(claimed, crate::idempotency::Begin::Proceed { .. }));
+
+        let (status, _, err) = send(local(&f), keyed("alice", "/tasks", body, "slow")).await;
+
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (409, Some("request_in_progress"))
+        );
+        assert_eq!(f.store.task_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn when_a_keyed_request_fails_on_the_server_should_let_the_retry_run() {
+        let f = fixture();
+        let body = r#"{"title":"t","description":"d"}"#;
+        f.store.set_down(true);
+        let (status, _, _) = send(local(&f), keyed("alice", "/tasks", body, "retry-me")).await;
+        assert_eq!(status, 500);
+        f.store.set_down(false);
+
+        let (status, headers, _) =
+            send(local(&f), keyed("alice", "/tasks", body, "retry-me")).await;
+
+        assert_eq!(status, 201);
+        assert!(headers.get("idempotent-replayed").is_none());
+        assert_eq!(f.store.task_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_a_key_is_malformed_should_answer_400_naming_the_header() {
+        let f = fixture();
+        let long = "k".repeat(256);
+        for key in ["", "has space", long.as_str()] {
+            let (status, _, err) = send(
+                local(&f),
+                keyed("alice", "/tasks", r#"{"title":"t","description":""}"#, key),
+            )
+            .await;
+            assert_eq!(
+                (status, err["field"].as_str()),
+                (400, Some("Idempotency-Key")),
+                "{key:?}: {err}"
+            );
+        }
+        assert_eq!(f.store.task_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn when_a_page_holds_the_largest_tasks_should_stay_under_lambdas_6_mb_answer() {
+        // Given 100 tasks whose every text is as long as allowed, in the characters that
+        // take the most bytes: four-byte ones, and backslashes (two bytes in the body,
+        // four once Lambda's answer wraps the body in a JSON string)
+        let f = fixture();
+        let wide = |n: usize| "\u{1d11e}".repeat(n);
+        let body = serde_json::json!({"title": wide(200), "description": "\\".repeat(10_000)});
+        for _ in 0..100 {
+            let (status, task) =
+                call(&f, Some("alice"), Method::POST, "/tasks", &body.to_string()).await;
+            assert_eq!(status, 201, "{task}");
+            let id = task["id"].as_str().unwrap();
+            for (action, body) in [
+                (
+                    "classify",
+                    json!({"task_type": "BugFix", "complexity": "Epic"}),
+                ),
+                ("start", json!({"strategy": "MultiAgent"})),
+                (
+                    "fail",
+                    json!({"error_message": wide(4_000), "tokens_used": 1_000_000_000_000u64, "cost_usd": 999_999.999_999_999}),
+                ),
+            ] {
+                let path = format!("/tasks/{id}/{action}");
+                let (status, task) =
+                    call(&f, Some("alice"), Method::POST, &path, &body.to_string()).await;
+                assert_eq!(status, 200, "{action}: {task}");
+            }
+        }
+
+        // When alice lists them all on one page
+        let response = local(&f)
+            .oneshot(request(Some("alice"), Method::GET, "/tasks?limit=100", ""))
+            .await
+            .unwrap();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+
+        // Then the page, even as the string Lambda's answer carries, stays under 6 MB
+        let page: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(page["items"].as_array().unwrap().len(), 100);
+        let as_lambda_answer = serde_json::to_string(std::str::from_utf8(&bytes).unwrap()).unwrap();
+        let limit = 6 * 1024 * 1024 - 4 * 1024; // room for the answer's status and headers
+        assert!(
+            as_lambda_answer.len() < limit,
+            "{} bytes in Lambda's answer",
+            as_lambda_answer.len()
+        );
+    }
+
+    /// The router as Lambda runs it, on stage `dev`.
+    fn lambda(f: &Fixture) -> Router {
+        staged(
+            router(f.deps.clone()).layer(middleware::from_fn(identity::authorizer)),
+            Some("dev"),
+        )
     }
 
     /// An HTTP API (payload 2.0) event as API Gateway sends it on stage `dev`.
@@ -720,7 +1372,7 @@ mod tests {
         path: &str,
         body: Option<&str>,
         claims: Option<Value>,
-    ) -> Request {
+    ) -> lambda_http::Request {
         let mut context = json!({
             "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
             "domainPrefix": "api", "http": {"method": method, "path": format!("/dev{path}"),
@@ -748,9 +1400,8 @@ mod tests {
             Some(r#"{"title":"t","description":"d"}"#),
             Some(json!({"sub": "alice"})),
         );
-        let user = identity::from_authorizer(&request);
 
-        let (status, headers, task) = decode(handle(&f.deps, user.as_deref(), request).await);
+        let (status, headers, task) = decode(lambda(&f).oneshot(request).await.unwrap()).await;
 
         assert_eq!(status, 201);
         let location = headers["location"].to_str().unwrap();
@@ -762,10 +1413,13 @@ mod tests {
     async fn when_no_jwt_claims_arrive_should_answer_401_whatever_the_headers_say() {
         let f = fixture();
         let request = gateway_event("GET", "/tasks", None, None);
-        let user = identity::from_authorizer(&request);
-        assert_eq!(user, None, "X-User-Id must not count as identity in Lambda");
+        assert_eq!(
+            identity::from_authorizer(&request),
+            None,
+            "X-User-Id must not count as identity in Lambda"
+        );
 
-        let (status, _, _) = decode(handle(&f.deps, user.as_deref(), request).await);
+        let (status, _, _) = decode(lambda(&f).oneshot(request).await.unwrap()).await;
 
         assert_eq!(status, 401);
     }

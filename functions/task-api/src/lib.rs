@@ -1,20 +1,19 @@
-//! The task API: one HTTP Lambda serving the task lifecycle routes.
-//! `handler` adapts HTTP to the use cases; `main` wires it to AWS.
+//! The task API: one HTTP Lambda serving the task lifecycle routes. `handler` holds the
+//! axum router and its OpenAPI document; `main` runs it in Lambda, and the local server
+//! runs the same router.
 
 mod errors;
 pub mod handler;
+pub mod idempotency;
 pub mod identity;
+mod request_keys;
 mod requests;
 mod responses;
-mod routes;
 mod settings;
 
 pub use errors::ApiError;
-pub use handler::{handle, Deps};
+pub use handler::{openapi, router, staged, Deps, DEFAULT_OPERATOR_SCOPE};
+pub use idempotency::{MemoryRequestKeys, RequestKeys};
+pub use request_keys::DynamoRequestKeys;
 pub use requests::MAX_BODY_BYTES;
 pub use settings::ApiSettings;
-
-/// The JSON error response of `err`, for hosts that refuse a request before the handler.
-pub fn error_response(err: &ApiError) -> lambda_http::Response<lambda_http::Body> {
-    responses::error(err)
-}

@@ -1,9 +1,10 @@
-use lambda_http::{service_fn, Adapter, Error, Request};
+use axum::middleware;
+use lambda_http::{Adapter, Error};
 use lambda_runtime::layers::OpenTelemetryFaasTrigger;
 use shared::adapters::clients;
 use shared::settings::{Settings, Variables};
 use shared::{metrics, telemetry};
-use task_api::{handle, identity, ApiSettings};
+use task_api::{identity, router, staged, ApiSettings};
 
 // One invocation at a time: one thread does all the work, with no hand-offs between threads.
 #[tokio::main(flavor = "current_thread")]
@@ -14,14 +15,13 @@ async fn main() -> Result<(), Error> {
     let deps = settings.build(&aws);
     metrics::Measure::ColdStart("task-api").emit();
 
-    let handler = service_fn(|request: Request| {
-        let deps = &deps;
-        async move {
-            let user_id = identity::from_authorizer(&request);
-            Ok::<_, Error>(handle(deps, user_id.as_deref(), request).await)
-        }
-    });
-    lambda_runtime::Runtime::new(Adapter::from(handler))
+    // Only the JWT authorizer's claims name the caller here; identity headers count for
+    // nothing.
+    let app = staged(
+        router(deps).layer(middleware::from_fn(identity::authorizer)),
+        settings.stage.as_deref(),
+    );
+    lambda_runtime::Runtime::new(Adapter::from(app))
         .layer(telemetry.lambda_layer(OpenTelemetryFaasTrigger::Http))
         .run()
         .await

@@ -1,65 +1,105 @@
 //! Request bodies and query parameters, parsed strictly: unknown fields, wrong types and
 //! unknown enum values are refused with the offending field named.
 
-use lambda_http::http::header::CONTENT_TYPE;
-use lambda_http::{Body, Request, RequestExt};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderMap;
+use lambda_http::aws_lambda_events::query_map::QueryMap;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use shared::domain::{ExecutionStrategy, TaskComplexity, TaskType, Usage};
 use shared::service::Command;
+use utoipa::ToSchema;
 
 use crate::errors::ApiError;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
+    /// 1 to 200 characters after trimming whitespace (stored trimmed); no control
+    /// characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub title: String,
+    /// Up to 10,000 characters; no control characters but tab and line breaks.
+    #[schema(
+        max_length = 10000,
+        pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub description: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Classify {
+pub struct Classify {
     task_type: TaskType,
     complexity: TaskComplexity,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Start {
+pub struct Start {
     strategy: ExecutionStrategy,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Complete {
+pub struct Complete {
+    /// A whole number from 0 to 10^12.
+    #[schema(maximum = 1_000_000_000_000_u64)]
     tokens_used: u64,
+    /// 0, or a number from 0.000000001 to 1,000,000.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     cost_usd: f64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Fail {
+pub struct Fail {
+    /// 1 to 4,000 characters, not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 4000,
+        pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$"
+    )]
     error_message: String,
+    /// As for `complete`; 0 when omitted.
+    #[schema(maximum = 1_000_000_000_000_u64)]
     tokens_used: Option<u64>,
+    /// As for `complete`; 0 when omitted.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     cost_usd: Option<f64>,
 }
 
-/// Parses the JSON body of a request into `T`.
-pub fn body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
-    let bytes: &[u8] = match request.body() {
-        Body::Empty => b"",
-        Body::Text(text) => text.as_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => b"",
-    };
+/// A JSON request body, parsed strictly into `T`.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let headers = request.headers().clone();
+        // The router's body limit refuses longer bodies while reading them.
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|_| ApiError::payload_too_large(MAX_BODY_BYTES))?;
+        body(&headers, &bytes).map(JsonBody)
+    }
+}
+
+/// Parses a JSON body into `T`.
+pub fn body<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
     }
-    if let Some(content_type) = request.headers().get(CONTENT_TYPE) {
+    if let Some(content_type) = headers.get(CONTENT_TYPE) {
         let is_json = content_type
             .to_str()
             .map(|v| {
@@ -104,54 +144,61 @@ fn named_in(message: &str) -> Option<String> {
     rest.split('`').next().map(str::to_owned)
 }
 
-/// The command a transition route's body describes.
-pub fn command(action: shared::domain::Action, request: &Request) -> Result<Command, ApiError> {
-    use shared::domain::Action;
-    Ok(match action {
-        Action::Classify => {
-            let Classify {
-                task_type,
-                complexity,
-            } = body(request)?;
-            Command::Classify {
-                task_type,
-                complexity,
-            }
+impl From<Classify> for Command {
+    fn from(
+        Classify {
+            task_type,
+            complexity,
+        }: Classify,
+    ) -> Self {
+        Command::Classify {
+            task_type,
+            complexity,
         }
-        Action::Start => {
-            let Start { strategy } = body(request)?;
-            Command::Start { strategy }
+    }
+}
+
+impl From<Start> for Command {
+    fn from(Start { strategy }: Start) -> Self {
+        Command::Start { strategy }
+    }
+}
+
+impl From<Complete> for Command {
+    fn from(
+        Complete {
+            tokens_used,
+            cost_usd,
+        }: Complete,
+    ) -> Self {
+        Command::Complete(Usage {
+            tokens_used,
+            cost_usd,
+        })
+    }
+}
+
+impl From<Fail> for Command {
+    fn from(
+        Fail {
+            error_message,
+            tokens_used,
+            cost_usd,
+        }: Fail,
+    ) -> Self {
+        Command::Fail {
+            error_message,
+            usage: Usage {
+                tokens_used: tokens_used.unwrap_or(0),
+                cost_usd: cost_usd.unwrap_or(0.0),
+            },
         }
-        Action::Complete => {
-            let Complete {
-                tokens_used,
-                cost_usd,
-            } = body(request)?;
-            Command::Complete(Usage {
-                tokens_used,
-                cost_usd,
-            })
-        }
-        Action::Fail => {
-            let Fail {
-                error_message,
-                tokens_used,
-                cost_usd,
-            } = body(request)?;
-            Command::Fail {
-                error_message,
-                usage: Usage {
-                    tokens_used: tokens_used.unwrap_or(0),
-                    cost_usd: cost_usd.unwrap_or(0.0),
-                },
-            }
-        }
-    })
+    }
 }
 
 /// `limit` and `cursor` of a listing.
-pub fn page(request: &Request) -> Result<(Option<u32>, Option<String>), ApiError> {
-    let query = request.query_string_parameters();
+pub fn page(query: Option<&str>) -> Result<(Option<u32>, Option<String>), ApiError> {
+    let query: QueryMap = query.unwrap_or_default().parse().unwrap_or_default();
     let limit = query
         .first("limit")
         .map(|raw| {
@@ -166,4 +213,51 @@ pub fn page(request: &Request) -> Result<(Option<u32>, Option<String>), ApiError
         .transpose()?;
     let cursor = query.first("cursor").map(str::to_owned);
     Ok((limit, cursor))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn json_headers() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers
+    }
+
+    proptest! {
+        #[test]
+        fn any_body_should_parse_or_be_refused_with_a_4xx(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            match body::<CreateTask>(&json_headers(), &bytes) {
+                Ok(_) => {}
+                Err(err) => prop_assert!(err.status == 400, "{err:?}"),
+            }
+        }
+
+        #[test]
+        fn any_strings_should_come_back_as_they_were_sent(title in ".{0,64}", description in ".{0,64}") {
+            let sent = serde_json::json!({"title": title, "description": description}).to_string();
+            let parsed: CreateTask = body(&json_headers(), sent.as_bytes()).unwrap();
+            prop_assert_eq!((parsed.title, parsed.description), (title, description));
+        }
+
+        #[test]
+        fn any_object_with_other_fields_should_name_the_field_at_fault(name in "[a-z_]{1,12}") {
+            prop_assume!(name != "title" && name != "description");
+            let sent = serde_json::json!({"title": "t", "description": "d", name.clone(): 1}).to_string();
+            let err = body::<CreateTask>(&json_headers(), sent.as_bytes()).unwrap_err();
+            prop_assert_eq!(err.field, Some(name));
+        }
+
+        #[test]
+        fn any_query_should_give_a_page_or_a_400_naming_limit(query in "[ -~]{0,64}") {
+            match page(Some(&query)) {
+                Ok((limit, _)) => prop_assert!(limit.is_none() || query.contains("limit=")),
+                Err(err) => prop_assert_eq!((err.status, err.field.as_deref()), (400, Some("limit"))),
+            }
+        }
+    }
 }

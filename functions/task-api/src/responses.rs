@@ -1,20 +1,22 @@
 //! JSON responses: the task as the API shows it, pages of tasks, and errors.
 
+use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use lambda_http::http::header::{ALLOW, CONTENT_TYPE};
-use lambda_http::http::StatusCode;
-use lambda_http::{Body, Response};
 use serde::Serialize;
-use serde_json::json;
 use shared::domain::{ExecutionStrategy, Task, TaskComplexity, TaskStatus, TaskType};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::errors::ApiError;
 
-/// A task in responses: the contract's fields, `null` where unset.
-#[derive(Debug, Serialize)]
+/// A task: the contract's fields, `null` where unset.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Task)]
 pub struct TaskView<'a> {
     id: Uuid,
+    /// The caller who created it (the token's `sub`).
     user_id: &'a str,
     title: &'a str,
     description: &'a str,
@@ -22,14 +24,20 @@ pub struct TaskView<'a> {
     task_type: Option<TaskType>,
     complexity: Option<TaskComplexity>,
     strategy: Option<ExecutionStrategy>,
+    /// Starts at 1 and grows by one with every change.
+    #[schema(minimum = 1)]
     version: u64,
     #[serde(with = "shared::time")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: DateTime<Utc>,
     #[serde(with = "shared::time")]
+    #[schema(value_type = String, format = DateTime)]
     updated_at: DateTime<Utc>,
     #[serde(with = "shared::time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     started_at: Option<DateTime<Utc>>,
     #[serde(with = "shared::time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     completed_at: Option<DateTime<Utc>>,
     tokens_used: Option<u64>,
     cost_usd: Option<f64>,
@@ -59,23 +67,46 @@ impl<'a> From<&'a Task> for TaskView<'a> {
     }
 }
 
-pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Body> {
-    let text = serde_json::to_string(body).expect("response bodies always serialise");
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, "application/json")
-        .body(Body::Text(text))
-        .expect("status and header are valid")
+/// A page of the caller's tasks, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskPage<'a> {
+    pub items: Vec<TaskView<'a>>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
 }
 
-pub fn error(err: &ApiError) -> Response<Body> {
-    let mut body = json!({"error": err.code, "message": err.message});
-    if let Some(field) = &err.field {
-        body["field"] = json!(field);
-    }
-    if let Some(request_id) = &err.request_id {
-        body["request_id"] = json!(request_id);
-    }
+/// Every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody<'a> {
+    /// A stable code, such as `validation_error` or `not_found`.
+    pub error: &'a str,
+    /// A sentence for people.
+    pub message: &'a str,
+    /// The input at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'a str>,
+    /// The request's id, on a 5xx answer, to quote when asking about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<&'a str>,
+}
+
+pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
+    let text = serde_json::to_string(body).expect("response bodies always serialise");
+    (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        text,
+    )
+        .into_response()
+}
+
+pub fn error(err: &ApiError) -> Response {
+    let body = ErrorBody {
+        error: err.code,
+        message: &err.message,
+        field: err.field.as_deref(),
+        request_id: err.request_id.as_deref(),
+    };
     let mut response = json(
         StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &body,

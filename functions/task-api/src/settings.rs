@@ -1,5 +1,8 @@
 //! The task API's settings: `TASKS_TABLE`, `EVENTS_TOPIC_ARN`, `DASHBOARD_TABLE`,
-//! `DASHBOARD_SHARDS` (default 64) and `OUTBOX_SHARDS` (default 32).
+//! `REQUEST_KEYS_TABLE` (the `Idempotency-Key`s),
+//! `DASHBOARD_SHARDS` (default 64), `OUTBOX_SHARDS` (default 32), `OPERATOR_SCOPE` (the
+//! scope the statistics need, default `orchestration/operator`) and `API_STAGE` (the HTTP
+//! API's stage, whose name prefixes the paths API Gateway passes on).
 
 use std::sync::Arc;
 
@@ -12,18 +15,24 @@ use shared::settings::{
     outbox_shards, ConfigError, Settings, Variables, OUTBOX_SHARDS, STACK_NAME,
 };
 
-use crate::Deps;
+use crate::{Deps, DynamoRequestKeys, DEFAULT_OPERATOR_SCOPE};
 
 const TASKS_TABLE: &str = "TASKS_TABLE";
 const EVENTS_TOPIC_ARN: &str = "EVENTS_TOPIC_ARN";
+const OPERATOR_SCOPE: &str = "OPERATOR_SCOPE";
+const REQUEST_KEYS_TABLE: &str = "REQUEST_KEYS_TABLE";
+const API_STAGE: &str = "API_STAGE";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiSettings {
     pub tasks_table: String,
     pub topic_arn: String,
     pub dashboard_table: String,
+    pub request_keys_table: String,
     pub dashboard_shards: u32,
     pub outbox_shards: u32,
+    pub operator_scope: String,
+    pub stage: Option<String>,
     /// Retries of publishing; not a variable.
     pub backoff: Backoff,
     pub stack: Option<String>,
@@ -35,8 +44,11 @@ impl Settings for ApiSettings {
             TASKS_TABLE,
             EVENTS_TOPIC_ARN,
             DASHBOARD_TABLE,
+            REQUEST_KEYS_TABLE,
             DASHBOARD_SHARDS,
             OUTBOX_SHARDS,
+            OPERATOR_SCOPE,
+            API_STAGE,
             STACK_NAME,
         ]
     }
@@ -46,8 +58,13 @@ impl Settings for ApiSettings {
             tasks_table: variables.required(TASKS_TABLE)?,
             topic_arn: variables.required(EVENTS_TOPIC_ARN)?,
             dashboard_table: variables.required(DASHBOARD_TABLE)?,
+            request_keys_table: variables.required(REQUEST_KEYS_TABLE)?,
             dashboard_shards: counter_shards(variables)?,
             outbox_shards: outbox_shards(variables)?,
+            operator_scope: variables
+                .optional(OPERATOR_SCOPE)
+                .unwrap_or_else(|| DEFAULT_OPERATOR_SCOPE.to_owned()),
+            stage: variables.optional(API_STAGE),
             backoff: Backoff::default(),
             stack: variables.optional(STACK_NAME),
         })
@@ -73,6 +90,11 @@ impl ApiSettings {
                 DynamoDashboardStore::new(clients::dynamodb(aws), &self.dashboard_table)
                     .with_counter_shards(self.dashboard_shards),
             ),
+            request_keys: Arc::new(DynamoRequestKeys::new(
+                clients::dynamodb(aws),
+                &self.request_keys_table,
+            )),
+            operator_scope: self.operator_scope.clone(),
         }
     }
 }

@@ -4,14 +4,16 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
+use axum::http::Method;
+use axum::middleware;
 use dashboard::memory::MemoryDashboard;
-use lambda_http::http::Method;
-use lambda_http::Body;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use shared::events::EventEnvelope;
 use shared::memory::{MemoryStore, RecordingPublisher};
 use shared::service::TaskService;
-use task_api::{handle, Deps};
+use task_api::{identity, router, Deps, MemoryRequestKeys};
+use tower::ServiceExt;
 
 /// Creates a task with `headers`; the request span the exporter holds, and the event the
 /// publisher got.
@@ -20,21 +22,24 @@ async fn traced_create(headers: &[(&'static str, &str)]) -> (SpanData, EventEnve
     let (_telemetry, _installed) = shared::telemetry::init_for_test(exporter.clone());
     let store = Arc::new(MemoryStore::new());
     let publisher = Arc::new(RecordingPublisher::new());
-    let deps = Deps {
-        tasks: TaskService::new(store.clone(), store, publisher.clone()),
-        dashboard: Arc::new(MemoryDashboard::default()),
-    };
-    let mut request = lambda_http::http::Request::builder()
+    let deps = Deps::new(
+        TaskService::new(store.clone(), store, publisher.clone()),
+        Arc::new(MemoryDashboard::default()),
+        MemoryRequestKeys::new(),
+    );
+    let mut request = axum::http::Request::builder()
         .method(Method::POST)
         .uri("/tasks")
         .header("content-type", "application/json")
+        .header(identity::USER_HEADER, "alice")
         .body(Body::from(r#"{"title":"t","description":""}"#))
         .unwrap();
     for (name, value) in headers {
         request.headers_mut().insert(*name, value.parse().unwrap());
     }
 
-    let response = handle(&deps, Some("alice"), request).await;
+    let app = router(deps).layer(middleware::from_fn(identity::local_headers));
+    let response = app.oneshot(request).await.unwrap();
 
     assert_eq!(response.status(), 201);
     let span = exporter

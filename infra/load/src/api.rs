@@ -155,6 +155,9 @@ pub struct Api {
 }
 
 const USER_HEADER: &str = "X-User-Id";
+/// Statistics of all tasks need the operator scope.
+const SCOPES_HEADER: &str = "X-User-Scopes";
+const OPERATOR_SCOPE: &str = "orchestration/operator";
 
 impl Api {
     pub fn new(base_url: &str, latencies: Latencies) -> Result<Self, reqwest::Error> {
@@ -255,7 +258,8 @@ impl Api {
         let request = self
             .http
             .get(format!("{}/dashboard/stats", self.base_url))
-            .header(USER_HEADER, "load-audit");
+            .header(USER_HEADER, "load-audit")
+            .header(SCOPES_HEADER, OPERATOR_SCOPE);
         self.call(Route::Stats, StatusCode::OK, request).await
     }
 

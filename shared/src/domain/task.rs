@@ -24,7 +24,7 @@ pub const MIN_NONZERO_COST_USD: f64 = 1e-9;
 /// Largest accepted token count of one task; sums over many tasks must stay exact.
 pub const MAX_TOKENS: u64 = 1_000_000_000_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum TaskStatus {
     Pending,
     Classified,
@@ -53,7 +53,7 @@ impl TaskStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum TaskType {
     BugFix,
     Feature,
@@ -73,7 +73,7 @@ impl TaskType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum TaskComplexity {
     Simple,
     Medium,
@@ -81,7 +81,7 @@ pub enum TaskComplexity {
     Epic,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ExecutionStrategy {
     SingleShot,
     Iterative,
@@ -363,11 +363,23 @@ impl Task {
     }
 }
 
+/// A text field's limits: at most `max` characters, and no control characters but tab
+/// and line breaks. (JSON writes a control character as six bytes, so they would let a
+/// page of tasks outgrow the 6 MB a Lambda may answer.)
 fn check_length(field: &'static str, value: &str, max: usize) -> Result<(), DomainError> {
     if value.chars().count() > max {
         return Err(DomainError::validation(
             field,
             format!("must be at most {max} characters"),
+        ));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(DomainError::validation(
+            field,
+            "must not contain control characters other than tab and line breaks",
         ));
     }
     Ok(())
@@ -580,6 +592,9 @@ mod tests {
         let cases = [
             ("", "d", "title"),
             ("   ", "d", "title"),
+            ("bell\u{7}", "d", "title"),
+            ("t", "escape \u{1b}[31m", "description"),
+            ("t", "next line \u{85}", "description"),
             (&"x".repeat(MAX_TITLE_CHARS + 1)[..], "d", "title"),
             (
                 "t",

@@ -15,7 +15,7 @@ use shared::adapters::{clients, DynamoRecordStore, CONSUMER_ATTRIBUTE, REASON_AT
 use shared::events::EventEnvelope;
 use shared::ports::{EventPublisher, Outbox};
 use shared::records::RecordStore;
-use tests::{act, call, create_task, eventually, get_task, TestEnv};
+use tests::{act, call_with, create_task, eventually, get_task, TestEnv};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -63,7 +63,19 @@ async fn webhook(failing: bool) -> Webhook {
 }
 
 async fn stats(deps: &task_api::Deps) -> Value {
-    let (status, stats) = call(deps, Some("anyone"), Method::GET, "/dashboard/stats", "").await;
+    let operator = [(
+        task_api::identity::SCOPES_HEADER,
+        task_api::DEFAULT_OPERATOR_SCOPE,
+    )];
+    let (status, stats) = call_with(
+        deps,
+        Some("anyone"),
+        Method::GET,
+        "/dashboard/stats",
+        "",
+        &operator,
+    )
+    .await;
     assert_eq!(status, 200, "{stats}");
     stats
 }

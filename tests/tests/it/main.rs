@@ -3,6 +3,7 @@
 mod concurrency;
 mod consumers;
 mod dashboard;
+mod idempotency;
 mod lifecycle;
 mod outbox;
 mod transitions;
