@@ -21,9 +21,13 @@
 #   infra/local.sh load [ARGS]     drive lifecycles against the running service and audit them
 #                                  (--faults: in an environment of its own, under injected faults;
 #                                  --help lists ARGS)
+#   infra/local.sh bench [ARGS]    release builds of the functions and a hello-world baseline, each
+#                                  against a stub Lambda Runtime API with its own emulators behind
+#                                  it; prints the table of the README (--help lists ARGS)
 #
 # Settings: TASK_ORCH_CACHE (installs and run state, default ~/.cache/task-orchestration),
-# LOCALSTACK_PORT (4566), DYNAMODB_PORT (8000), PORT (dev server, 3000).
+# LOCALSTACK_PORT (4566), DYNAMODB_PORT (8000), PORT (dev server, 3000), BENCH_BIN_DIR (bench:
+# release binaries built before, the baseline's `hello-lambda` among them; nothing is built).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -532,6 +536,35 @@ cmd_load() {
   load_tool "${extra[@]}" "$@"
 }
 
+# The benchmark measures release binaries: the functions, and alone (so that its
+# dependencies' features are its own) a hello-world baseline with the same profile. The
+# harness itself is not measured and builds in the dev profile.
+cmd_bench() {
+  cd "$ROOT"
+  if [[ " $* " == *" --help "* || " $* " == *" -h "* ]]; then
+    cargo run --quiet -p bench -- --help
+    return
+  fi
+  install_all
+  local bin_dir=${BENCH_BIN_DIR:-}
+  if [[ -z $bin_dir ]]; then
+    log "building the functions and the baseline in release (LTO, one codegen unit: minutes)"
+    cargo build --release -p task-api -p outbox-sweeper -p ml-classifier -p dashboard -p cicd-monitor
+    cargo build --release -p hello-lambda
+  fi
+  cargo build --quiet -p bench
+  export_emulator_env
+  local target
+  target=$(cargo metadata --format-version 1 --no-deps | "$PROVISION_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  bin_dir=${bin_dir:-$target/release}
+  stop_on_exit
+  start_emulators
+  local work=$RUN_DIR/bench
+  rm -rf "$work"
+  mkdir -p "$work"
+  "$target/debug/bench" --bin-dir "$bin_dir" --baseline "$bin_dir/hello-lambda" --work-dir "$work" "$@"
+}
+
 # The SAM CLI without an AWS account: a region and dummy credentials so nothing
 # looks for real ones, no telemetry.
 sam_offline_env() {
@@ -608,6 +641,7 @@ main() {
     up) cmd_up "$@" ;;
     test) cmd_test "$@" ;;
     load) cmd_load "$@" ;;
+    bench) cmd_bench "$@" ;;
     fuzz) cmd_fuzz "$@" ;;
     start) cmd_start ;;
     stop) stop_emulators ;;

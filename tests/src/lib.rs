@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use axum::http::Method;
 use cicd_monitor::{BuildNotifier, CicdSettings, WebhookNotifier};
 use dashboard::DashboardSettings;
@@ -102,7 +102,7 @@ impl TestEnv {
         let json = provision("up", &prefix);
         let provisioned: Provisioned =
             serde_json::from_str(&json).unwrap_or_else(|err| panic!("{err}: {json}"));
-        let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let aws = clients::load_config().await;
         let resources = provisioned.resources;
         let attribute = |id: &str, key: &str| resources[id][key].clone();
         TestEnv {

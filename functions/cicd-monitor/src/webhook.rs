@@ -78,6 +78,8 @@ impl WebhookNotifier {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(InvalidWebhook::Scheme(url.scheme().to_owned()));
         }
+        // reqwest's rustls takes the process's crypto provider.
+        shared::adapters::tls::install_crypto_provider();
         // A redirected POST would become a body-less GET and count as delivered.
         let client = reqwest::Client::builder()
             .timeout(timeout)

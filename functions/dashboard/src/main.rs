@@ -3,7 +3,8 @@ use shared::adapters::clients;
 use shared::settings::{Settings, Variables};
 use shared::{consumer, metrics, telemetry};
 
-#[tokio::main]
+// One invocation at a time: one thread does all the work, with no hand-offs between threads.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let telemetry = telemetry::init("dashboard");
     let settings = DashboardSettings::from_variables(&Variables::from_env())?;

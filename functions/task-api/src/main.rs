@@ -6,7 +6,8 @@ use shared::settings::{Settings, Variables};
 use shared::{metrics, telemetry};
 use task_api::{identity, router, staged, ApiSettings};
 
-#[tokio::main]
+// One invocation at a time: one thread does all the work, with no hand-offs between threads.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let telemetry = telemetry::init("task-api");
     let settings = ApiSettings::from_variables(&Variables::from_env())?;

@@ -1,25 +1,43 @@
-//! SDK clients built once per process from the shared AWS configuration.
+//! SDK clients built once per process from one shared AWS configuration.
 //! Endpoints come only from the SDK's own `AWS_ENDPOINT_URL*` variables.
 
 use std::time::Duration;
 
+use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
+use super::tls;
 use crate::retry::Backoff;
 
-/// Loads region, credentials and endpoints from the environment, with bounded timeouts.
+/// Loads region, credentials and endpoints from the environment, with bounded timeouts,
+/// and one HTTPS client for every SDK client built from it.
+///
+/// Lambda hands a function its role's credentials in the environment; when they are
+/// there, they are all that is read, so the rest of the default chain (profile files,
+/// web identity, the container and instance metadata endpoints) costs no start-up time.
 pub async fn load_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(tls::https_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(2))
                 .operation_attempt_timeout(Duration::from_secs(5))
                 .operation_timeout(Duration::from_secs(15))
                 .build(),
-        )
-        .load()
-        .await
+        );
+    let loader = if environment_has_credentials() {
+        loader.credentials_provider(EnvironmentVariableCredentialsProvider::new())
+    } else {
+        loader
+    };
+    loader.load().await
+}
+
+fn environment_has_credentials() -> bool {
+    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        .iter()
+        .all(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
 }
 
 pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {

@@ -1,5 +1,6 @@
 //! Adapters: the only code that names AWS SDK types.
-//! Each implements a port over one service; `clients` builds the SDK clients once.
+//! Each implements a port over one service; `clients` builds the SDK clients once, over
+//! the HTTPS client of `tls`.
 
 pub mod clients;
 pub mod dynamo;
@@ -8,6 +9,7 @@ mod dynamo_records;
 mod dynamo_store;
 mod sns_publisher;
 mod sqs_redelivery;
+pub mod tls;
 
 pub use dynamo_idempotency::DynamoIdempotencyStore;
 pub use dynamo_records::DynamoRecordStore;
