@@ -29,8 +29,8 @@ use uuid::Uuid;
 
 use crate::errors::ApiError;
 use crate::idempotency::{idempotent, RequestKeys};
-use crate::page;
 use crate::identity::Authenticated;
+use crate::page;
 use crate::requests::{
     self, Classify, Complete, CreateTask, Fail, JsonBody, Start, MAX_BODY_BYTES,
 };
@@ -1140,8 +1140,11 @@ mod tests {
         assert_eq!(status, 401, "{body}");
         let (status, _) = call(&f, None, Method::POST, "/dashboard", "").await;
         assert_eq!(status, 405);
-        let (status, _, identity) =
-            send(local(&f), request(None, Method::GET, "/dashboard/identity.json", "")).await;
+        let (status, _, identity) = send(
+            local(&f),
+            request(None, Method::GET, "/dashboard/identity.json", ""),
+        )
+        .await;
         assert_eq!((status, identity["scheme"].as_str()), (200, Some("bearer")));
     }
 
