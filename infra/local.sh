@@ -427,7 +427,10 @@ stop_server() {
 
 # Schemathesis against a dev server of its own: every operation of the document the
 # server serves, positive and negative data, and the stateful sequences its links
-# describe; every check, so a 5xx or an answer the document does not allow fails.
+# describe; every check, so a 5xx or an answer the document does not allow fails. All
+# but `ignored_auth`: locally the X-User-Id header names the caller, so a request
+# without the document's bearer token is accepted here by design (in Lambda only the
+# authorizer's claims count, as the handler's tests show). Settings: schemathesis.toml.
 # ARGS go to `schemathesis run` (say, --max-examples 200 --seed 7).
 fuzz() {
   install_schemathesis
@@ -440,6 +443,7 @@ fuzz() {
     --url "http://127.0.0.1:$FUZZ_PORT" \
     -H 'X-User-Id: fuzzer' -H 'X-User-Scopes: orchestration/operator' \
     --checks all --phases examples,coverage,fuzzing,stateful \
+    --exclude-checks ignored_auth \
     --request-timeout 30 --report junit --report-dir "$report" --no-color \
     --generation-database none "$@" || status=$?
   stop_server

@@ -304,7 +304,7 @@ fn task_id(segment: &str) -> Result<Uuid, ApiError> {
     tag = "tasks",
     operation_id = "createTask",
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: a repeat with the same key and body within 24 hours gets the first answer and changes nothing (1 to 255 visible ASCII characters)"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Makes the request safe to retry: a repeat with the same key and body within 24 hours gets the first answer and changes nothing (1 to 255 visible ASCII characters)"),
     ),
     request_body = CreateTask,
     responses(
@@ -411,7 +411,7 @@ async fn transition(
     operation_id = "classifyTask",
     params(
         ("id" = Uuid, Path, description = "The task's id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: a repeat with the same key and body within 24 hours gets the first answer and changes nothing (1 to 255 visible ASCII characters)"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Makes the request safe to retry: a repeat with the same key and body within 24 hours gets the first answer and changes nothing (1 to 255 visible ASCII characters)"),
     ),
     request_body = Classify,
     responses(
@@ -443,7 +443,7 @@ async fn classify_task(
     operation_id = "startTask",
     params(
         ("id" = Uuid, Path, description = "The task's id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: a repeat with the same key and body within 24 hours gets the first answer and changes nothing (1 to 255 visible ASCII characters)"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Makes the request safe to retry: a repeat with the same key and body within 24 hours gets the first answer and changes nothing (1 to 255 visible ASCII characters)"),
     ),
     request_body = Start,
     responses(
@@ -475,7 +475,7 @@ async fn start_task(
     operation_id = "completeTask",
     params(
         ("id" = Uuid, Path, description = "The task's id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: a repeat with the same key and body within 24 hours gets the first answer and changes nothing (1 to 255 visible ASCII characters)"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Makes the request safe to retry: a repeat with the same key and body within 24 hours gets the first answer and changes nothing (1 to 255 visible ASCII characters)"),
     ),
     request_body = Complete,
     responses(
@@ -507,7 +507,7 @@ async fn complete_task(
     operation_id = "failTask",
     params(
         ("id" = Uuid, Path, description = "The task's id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: a repeat with the same key and body within 24 hours gets the first answer and changes nothing (1 to 255 visible ASCII characters)"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Makes the request safe to retry: a repeat with the same key and body within 24 hours gets the first answer and changes nothing (1 to 255 visible ASCII characters)"),
     ),
     request_body = Fail,
     responses(

@@ -9,7 +9,9 @@ use lambda_http::aws_lambda_events::query_map::QueryMap;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use shared::domain::{ExecutionStrategy, TaskComplexity, TaskType, Usage};
+use shared::domain::{MAX_COST_USD, MIN_NONZERO_COST_USD};
 use shared::service::Command;
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::ToSchema;
 
 use crate::errors::ApiError;
@@ -54,9 +56,10 @@ pub struct Start {
 pub struct Complete {
     /// A whole number from 0 to 10^12.
     #[schema(maximum = 1_000_000_000_000_u64)]
+    #[serde(deserialize_with = "whole_number")]
     tokens_used: u64,
     /// 0, or a number from 0.000000001 to 1,000,000.
-    #[schema(minimum = 0, maximum = 1_000_000)]
+    #[schema(schema_with = cost_usd_schema)]
     cost_usd: f64,
 }
 
@@ -72,9 +75,10 @@ pub struct Fail {
     error_message: String,
     /// As for `complete`; 0 when omitted.
     #[schema(maximum = 1_000_000_000_000_u64)]
+    #[serde(default, deserialize_with = "optional_whole_number")]
     tokens_used: Option<u64>,
     /// As for `complete`; 0 when omitted.
-    #[schema(minimum = 0, maximum = 1_000_000)]
+    #[schema(schema_with = optional_cost_usd_schema)]
     cost_usd: Option<f64>,
 }
 
@@ -92,6 +96,56 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .map_err(|_| ApiError::payload_too_large(MAX_BODY_BYTES))?;
         body(&headers, &bytes).map(JsonBody)
     }
+}
+
+/// 0, or a number from 0.000000001 to 1,000,000 (DynamoDB keeps no smaller number).
+fn cost_usd_schema() -> Schema {
+    let number = |min: f64, max: f64| {
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .minimum(Some(min))
+            .maximum(Some(max))
+    };
+    AnyOfBuilder::new()
+        .item(number(0.0, 0.0))
+        .item(number(MIN_NONZERO_COST_USD, MAX_COST_USD))
+        .description(Some("0, or a number from 0.000000001 to 1,000,000"))
+        .into()
+}
+
+fn optional_cost_usd_schema() -> Schema {
+    let mut schema = cost_usd_schema();
+    if let Schema::AnyOf(any_of) = &mut schema {
+        any_of
+            .items
+            .push(ObjectBuilder::new().schema_type(Type::Null).into());
+    }
+    schema
+}
+
+/// A whole number, written `223` or `223.0` (JSON does not tell them apart).
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(whole) = number.as_u64() {
+        return Ok(whole);
+    }
+    match number.as_f64() {
+        // Exact below 2^53; larger values are refused as out of range later anyway.
+        Some(float) if float >= 0.0 && float.fract() == 0.0 && float < 9_007_199_254_740_992.0 => {
+            Ok(float as u64)
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid value: {number}, expected a whole number from 0"
+        ))),
+    }
+}
+
+fn optional_whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    Option::<serde_json::Number>::deserialize(deserializer)?
+        .map(|number| whole_number(number).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 /// Parses a JSON body into `T`.

@@ -50,7 +50,7 @@ async fn when_twenty_starts_race_should_let_exactly_one_win_and_publish_one_task
         );
     }
 
-    // And exactly one TaskStarted is published, with the winner's strategy
+    // And exactly one TaskStarted is published, for the winner's task as it started
     let events = env
         .receive(&env.queue_url("Dashboard"), 2, Duration::from_secs(3))
         .await;
@@ -59,7 +59,8 @@ async fn when_twenty_starts_race_should_let_exactly_one_win_and_publish_one_task
         .filter(|e| e.kind().name() == "TaskStarted")
         .collect();
     assert_eq!(started.len(), 1, "{events:?}");
-    let strategy = serde_json::to_value(&started[0].data).unwrap()["data"]["strategy"].clone();
-    assert_eq!(strategy, winners[0].1["strategy"]);
+    let data = serde_json::to_value(&started[0].data).unwrap()["data"].clone();
+    assert_eq!(data["task_id"], winners[0].1["id"], "{data}");
+    assert_eq!(data["task_type"], winners[0].1["task_type"], "{data}");
     env.teardown().await;
 }
