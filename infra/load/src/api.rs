@@ -161,6 +161,8 @@ const OPERATOR_SCOPE: &str = "orchestration/operator";
 
 impl Api {
     pub fn new(base_url: &str, latencies: Latencies) -> Result<Self, reqwest::Error> {
+        // reqwest brings no TLS crypto of its own here: the functions' one.
+        shared::adapters::tls::install_crypto_provider();
         let http = Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(2))
