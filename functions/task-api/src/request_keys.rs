@@ -13,7 +13,7 @@ use shared::adapters::dynamo::{backend, is_condition_failure};
 use shared::ports::StoreError;
 use uuid::Uuid;
 
-use crate::idempotency::{Begin, RequestKeys, StoredResponse, LEASE, RETENTION};
+use crate::idempotency::{after, Begin, RequestKeys, StoredResponse, LEASE, RETENTION};
 
 #[derive(Clone)]
 pub struct DynamoRequestKeys {
@@ -36,10 +36,6 @@ fn secs(at: DateTime<Utc>) -> AttributeValue {
 
 fn millis(at: DateTime<Utc>) -> AttributeValue {
     AttributeValue::N(at.timestamp_millis().to_string())
-}
-
-fn after(now: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
 type Item = HashMap<String, AttributeValue>;
