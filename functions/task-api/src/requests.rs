@@ -282,6 +282,36 @@ mod tests {
         headers
     }
 
+    #[test]
+    fn when_a_count_is_written_as_a_whole_float_should_take_it_and_refuse_fractions() {
+        let parse = |body: &str| super::body::<Complete>(&json_headers(), body.as_bytes());
+
+        assert_eq!(
+            parse(r#"{"tokens_used":223.0,"cost_usd":0}"#)
+                .unwrap()
+                .tokens_used,
+            223
+        );
+        for bad in [
+            r#"{"tokens_used":223.5,"cost_usd":0}"#,
+            r#"{"tokens_used":-1.0,"cost_usd":0}"#,
+            r#"{"tokens_used":"223","cost_usd":0}"#,
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(
+                (err.status, err.field.as_deref()),
+                (400, Some("tokens_used")),
+                "{bad}"
+            );
+        }
+        let fail = super::body::<Fail>(
+            &json_headers(),
+            br#"{"error_message":"e","tokens_used":7.0}"#,
+        )
+        .unwrap();
+        assert_eq!(fail.tokens_used, Some(7));
+    }
+
     proptest! {
         #[test]
         fn any_body_should_parse_or_be_refused_with_a_4xx(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
