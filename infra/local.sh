@@ -556,7 +556,9 @@ cmd_bench() {
     cargo build --release -p task-api -p outbox-sweeper -p ml-classifier -p dashboard -p cicd-monitor
     cargo build --release -p hello-lambda
   fi
-  cargo build --quiet -p bench
+  # The harness is built as the tests build the workspace, features and all, so that it
+  # takes their compiled dependencies rather than building them again for itself.
+  cargo build --quiet --workspace --all-targets
   export_emulator_env
   local target
   target=$(cargo metadata --format-version 1 --no-deps | "$PROVISION_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')

@@ -7,7 +7,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
 use axum::http::Method;
 use cicd_monitor::{BuildNotifier, CicdSettings, WebhookNotifier};
 use dashboard::DashboardSettings;
@@ -16,6 +15,7 @@ use ml_classifier::ClassifierSettings;
 use outbox_sweeper::{Sweeper, SweeperConfig, SweeperSettings};
 use serde::Deserialize;
 use serde_json::Value;
+use shared::adapters::clients::SdkConfig;
 use shared::adapters::{clients, DynamoTaskStore, SnsPublisher};
 use shared::consumer::{RetryBackoff, ToolkitSettings};
 use shared::events::EventEnvelope;
@@ -102,7 +102,8 @@ impl TestEnv {
         let json = provision("up", &prefix);
         let provisioned: Provisioned =
             serde_json::from_str(&json).unwrap_or_else(|err| panic!("{err}: {json}"));
-        let aws = clients::load_config().await;
+        let aws = clients::load_config()
+            .unwrap_or_else(|err| panic!("{err}: run the tests with `infra/local.sh test`"));
         let resources = provisioned.resources;
         let attribute = |id: &str, key: &str| resources[id][key].clone();
         TestEnv {

@@ -1,8 +1,8 @@
 //! Reads the webhook URL from AWS Secrets Manager, where the template keeps it, once when
 //! the function starts. The secret's value never reaches a log line or an error.
 
-use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use shared::adapters::clients::SdkConfig;
 
 /// Why a secret could not be read; never carries the secret's value.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::SdkConfig;
+use shared::adapters::clients::SdkConfig;
 use shared::adapters::{clients, DynamoRecordStore};
 use shared::consumer::{Consumer, ToolkitSettings};
 use shared::retry::Backoff;

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use aws_config::SdkConfig;
 use shared::adapters::clients;
+use shared::adapters::clients::SdkConfig;
 use shared::consumer::{Consumer, ToolkitSettings};
 use shared::settings::{ConfigError, Settings, Variables};
 

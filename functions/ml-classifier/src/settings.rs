@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aws_config::SdkConfig;
+use shared::adapters::clients::SdkConfig;
 use shared::adapters::{clients, DynamoRecordStore, DynamoTaskStore};
 use shared::consumer::{Consumer, ToolkitSettings};
 use shared::settings::{ConfigError, Settings, Variables};

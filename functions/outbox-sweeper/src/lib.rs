@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::SdkConfig;
+use shared::adapters::clients::SdkConfig;
 use shared::adapters::{clients, DynamoTaskStore, SnsPublisher};
 use shared::ports::{EventPublisher, Outbox, StoreError};
 use shared::relay::{sweep, SweepLimits, SweepReport};

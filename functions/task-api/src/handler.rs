@@ -2,7 +2,7 @@
 //! local server (through `axum::serve`) both run, and the OpenAPI document that describes
 //! them.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
@@ -166,19 +166,24 @@ fn with_links(mut document: Document) -> Document {
 /// in Lambda, [`crate::identity::local_headers`] locally.
 pub fn router(deps: Deps) -> Router {
     let (routes, document) = routes().split_for_parts();
-    let document: Arc<str> = with_links(document)
-        .to_pretty_json()
-        .expect("the document serialises")
-        .into();
+    // Written out when first asked for, not on every cold start.
+    let document = Arc::new(document);
+    let json: Arc<OnceLock<String>> = Arc::default();
     routes
         .route(
             "/openapi.json",
             get(move || {
-                let document = document.clone();
+                let json = json
+                    .get_or_init(|| {
+                        with_links(Document::clone(&document))
+                            .to_pretty_json()
+                            .expect("the document serialises")
+                    })
+                    .clone();
                 async move {
                     (
                         [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-                        document.to_string(),
+                        json,
                     )
                 }
             }),

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use aws_config::SdkConfig;
 use dashboard::{counter_shards, DynamoDashboardStore, DASHBOARD_SHARDS, DASHBOARD_TABLE};
+use shared::adapters::clients::SdkConfig;
 use shared::adapters::{clients, DynamoTaskStore, SnsPublisher};
 use shared::retry::Backoff;
 use shared::service::TaskService;

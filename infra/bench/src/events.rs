@@ -8,14 +8,25 @@ use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 
-/// An HTTP API request as API Gateway passes it after its JWT authorizer accepted `sub`.
-pub fn http_request(method: &str, path: &str, body: Option<&Value>, sub: &str) -> Value {
+/// An HTTP API request as API Gateway passes it after its JWT authorizer accepted `sub`:
+/// on a named stage, the stage leads the path (`/dev/tasks`), as the function sees it.
+pub fn http_request(
+    stage: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    sub: &str,
+) -> Value {
     let now = Utc::now();
+    let (stage, raw_path) = match stage {
+        Some(stage) => (stage, format!("/{stage}{path}")),
+        None => ("$default", path.to_owned()),
+    };
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut event = json!({
         "version": "2.0",
         "routeKey": format!("{method} {path}"),
-        "rawPath": path,
+        "rawPath": raw_path,
         "rawQueryString": "",
         "headers": {
             "accept": "application/json",
@@ -45,14 +56,14 @@ pub fn http_request(method: &str, path: &str, body: Option<&Value>, sub: &str) -
             "domainPrefix": "bench",
             "http": {
                 "method": method,
-                "path": path,
+                "path": raw_path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": "127.0.0.1",
                 "userAgent": "bench",
             },
             "requestId": request_id,
             "routeKey": format!("{method} {path}"),
-            "stage": "$default",
+            "stage": stage,
             "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
             "timeEpoch": now.timestamp_millis(),
         },

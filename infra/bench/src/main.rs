@@ -101,7 +101,7 @@ async fn main() -> Result<()> {
     };
     let bench = Bench {
         args: &args,
-        sqs: aws_sdk_sqs::Client::new(&shared::adapters::clients::load_config().await),
+        sqs: aws_sdk_sqs::Client::new(&shared::adapters::clients::load_config()?),
     };
     let per_run = args.cold_starts + args.invocations;
     let mut rows = Vec::new();
@@ -120,13 +120,15 @@ async fn main() -> Result<()> {
 
     // The task API creates the tasks whose events the consumers then get.
     let api = spec("TaskApiFunction")?;
+    let stage = api.env.get("API_STAGE").cloned();
+    let stage = stage.as_deref();
     let creates: Vec<Value> = (0..per_run)
         .map(|i| {
             let body = json!({
                 "title": format!("Fix crash on login {i}"),
                 "description": "The app crashes when the password field is empty",
             });
-            events::http_request("POST", "/tasks", Some(&body), USER)
+            events::http_request(stage, "POST", "/tasks", Some(&body), USER)
         })
         .collect();
     let (figures, answers) = bench
@@ -160,12 +162,14 @@ async fn main() -> Result<()> {
     let mut transitions = Vec::new();
     for id in &task_ids {
         transitions.push(events::http_request(
+            stage,
             "POST",
             &format!("/tasks/{id}/start"),
             Some(&json!({ "strategy": "SingleShot" })),
             USER,
         ));
         transitions.push(events::http_request(
+            stage,
             "POST",
             &format!("/tasks/{id}/complete"),
             Some(&json!({ "tokens_used": 1200, "cost_usd": 0.42 })),
@@ -215,7 +219,7 @@ async fn main() -> Result<()> {
         "[bench] publishing {} × {} events each way",
         args.publish_rounds, args.publish_k
     );
-    let sns = aws_sdk_sns::Client::new(&shared::adapters::clients::load_config().await);
+    let sns = aws_sdk_sns::Client::new(&shared::adapters::clients::load_config()?);
     let publish_events: Vec<publish::Event> = classifier_messages
         .iter()
         .cycle()

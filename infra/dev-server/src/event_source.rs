@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use aws_config::SdkConfig;
 use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::error::DisplayErrorContext;
@@ -15,6 +14,7 @@ use aws_sdk_sqs::types::{
 };
 use aws_sdk_sqs::Client;
 use shared::adapters::clients;
+use shared::adapters::clients::SdkConfig;
 use shared::consumer::Consumer;
 use tracing::{error, info};
 

@@ -3,10 +3,10 @@
 
 use std::error::Error;
 
-use aws_config::SdkConfig;
 use cicd_monitor::CicdSettings;
 use dashboard::DashboardSettings;
 use ml_classifier::ClassifierSettings;
+use shared::adapters::clients::SdkConfig;
 use shared::consumer::Consumer;
 use shared::settings::{Settings, Variables};
 

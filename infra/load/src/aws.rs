@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Select};
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::adapters::clients;
+use shared::settings::ConfigError;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -45,13 +46,13 @@ pub const DEAD_LETTER_QUEUES: [&str; 3] = [
 ];
 
 impl Aws {
-    pub async fn from_env(prefix: &str) -> Self {
-        let config = clients::load_config().await;
-        Aws {
+    pub fn from_env(prefix: &str) -> Result<Self, ConfigError> {
+        let config = clients::load_config()?;
+        Ok(Aws {
             dynamodb: clients::dynamodb(&config),
             sqs: clients::sqs(&config),
             prefix: prefix.to_owned(),
-        }
+        })
     }
 
     pub fn name(&self, logical_id: &str) -> String {

@@ -162,7 +162,7 @@ fn main() -> ExitCode {
 
 async fn plain_run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     let api = Api::new(&args.base_url, Latencies::default())?;
-    let aws = Aws::from_env(&args.prefix).await;
+    let aws = Aws::from_env(&args.prefix)?;
     let settings = settings(args);
     eprintln!(
         "load: {} lifecycles, {} clients against {} (prefix {}); this tool assumes it is alone on that server",

@@ -1,17 +1,76 @@
 //! TLS of every outgoing connection: rustls on the `ring` crypto provider, verifying
-//! servers against the platform's root certificates, which are read once, on first use.
+//! servers against the platform's root certificates.
+//!
+//! The SDK's HTTPS client reads those certificates when each SDK client is built, which
+//! would put the reading (a bundle file, and on Debian a directory of about 150 more) on
+//! every cold start's path. Here a thread of its own reads them once, while the function
+//! goes on starting and waits for its first event; the first connection that needs them
+//! takes them from there (and waits, should the thread still be reading).
 
-use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use aws_smithy_http_client::Builder;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::{
+    RuntimeComponents, RuntimeComponentsBuilder,
+};
+use aws_smithy_types::config_bag::ConfigBag;
 
-/// The HTTPS client of the AWS SDK clients. Its connections, and their TLS
-/// configuration, are made when a request first needs them, not at start-up.
+/// The HTTPS client of the AWS SDK clients, its root certificates being read on a thread
+/// of its own from now on.
 pub fn https_client() -> SharedHttpClient {
     install_crypto_provider();
-    Builder::new()
+    let https = Builder::new()
         .tls_provider(Provider::rustls(CryptoMode::Ring))
-        .build_https()
+        .build_https();
+    let warming = https.clone();
+    let spawned = std::thread::Builder::new()
+        .name("tls-roots".to_owned())
+        .spawn(move || {
+            // The SDK's own check of a client's HTTP client: it builds a connector, and so
+            // reads the platform's roots into the SDK's process-wide cache.
+            let _ = warming.validate_base_client_config(
+                &RuntimeComponentsBuilder::new("tls-roots"),
+                &ConfigBag::base(),
+            );
+        });
+    if spawned.is_err() {
+        // No thread: the first connection reads them.
+        tracing::debug!("the root certificates will be read on first use");
+    }
+    SharedHttpClient::new(ReadsRootsAhead { inner: https })
+}
+
+/// The SDK's HTTPS client, but for its check at each SDK client's construction, which
+/// would read the root certificates there and then.
+#[derive(Debug)]
+struct ReadsRootsAhead {
+    inner: SharedHttpClient,
+}
+
+impl HttpClient for ReadsRootsAhead {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.inner.http_connector(settings, components)
+    }
+
+    fn validate_base_client_config(
+        &self,
+        _: &RuntimeComponentsBuilder,
+        _: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.inner.connector_metadata()
+    }
 }
 
 /// Makes `ring` the process's rustls provider, for the clients that take the process's

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::SdkConfig;
+use crate::adapters::clients::SdkConfig;
 
 use super::{Consumer, EventHandler, RetryBackoff};
 use crate::adapters::{clients, DynamoIdempotencyStore, SqsRedelivery};

@@ -15,10 +15,13 @@ use opentelemetry_aws::trace::{XrayIdGenerator, XrayPropagator};
 use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
 use opentelemetry_aws::xray_exporter::XrayExporter;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter, TracerProviderBuilder};
+use opentelemetry_sdk::resource::{EnvResourceDetector, TelemetryResourceDetector};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanExporter, TracerProviderBuilder,
+};
 use opentelemetry_sdk::Resource;
 use tracing::{warn, Level};
-use tracing_subscriber::filter::{dynamic_filter_fn, EnvFilter};
+use tracing_subscriber::filter::{dynamic_filter_fn, LevelFilter, Targets};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
@@ -68,14 +71,14 @@ pub fn init(service: &'static str) -> Telemetry {
     let builder = SdkTracerProvider::builder();
     let builder = match (std::env::var(XRAY_DAEMON), std::env::var(SPANS_FILE)) {
         (Ok(address), _) => match xray(&address) {
-            Ok(exporter) => builder.with_batch_exporter(Conventions(exporter)),
+            Ok(exporter) => batched(builder, exporter),
             Err(err) => {
                 eprintln!("{service}: spans are not exported, the X-Ray daemon at {address} is unusable: {err}");
                 builder
             }
         },
         (_, Ok(path)) => match JsonLinesExporter::append_to(&path) {
-            Ok(exporter) => builder.with_batch_exporter(Conventions(exporter)),
+            Ok(exporter) => batched(builder, exporter),
             Err(err) => {
                 eprintln!("{service}: spans are not written, {path} cannot be opened: {err}");
                 builder
@@ -101,6 +104,25 @@ pub fn init_for_test<E: SpanExporter + 'static>(
     (telemetry, guard)
 }
 
+/// Spans queue for a thread of their own that exports them. An invocation makes a few
+/// dozen spans at most and they are flushed when it ends, so the queue holds 256: the
+/// SDK's default of 2048 spans is allocated, and its memory touched, on every cold start.
+const SPAN_QUEUE: usize = 256;
+
+fn batched<E: SpanExporter + 'static>(
+    builder: TracerProviderBuilder,
+    exporter: E,
+) -> TracerProviderBuilder {
+    let processor = BatchSpanProcessor::builder(Conventions(exporter))
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(SPAN_QUEUE)
+                .build(),
+        )
+        .build();
+    builder.with_span_processor(processor)
+}
+
 fn xray(address: &str) -> Result<XrayExporter<XrayDaemonClient>, Box<dyn std::error::Error>> {
     let address = address.parse()?;
     Ok(XrayExporter::new(XrayDaemonClient::new(address)?))
@@ -114,9 +136,21 @@ fn telemetry(builder: TracerProviderBuilder, service: &'static str) -> Telemetry
     ]));
     let provider = builder
         .with_id_generator(XrayIdGenerator::default())
-        .with_resource(Resource::builder().with_service_name(service).build())
+        .with_resource(resource(service))
         .build();
     Telemetry { provider }
+}
+
+/// The service, the SDK's own attributes and `OTEL_RESOURCE_ATTRIBUTES`; not the default
+/// detectors' guess at a service name, which `service` replaces anyway.
+fn resource(service: &'static str) -> Resource {
+    Resource::builder_empty()
+        .with_detectors(&[
+            Box::new(TelemetryResourceDetector),
+            Box::new(EnvResourceDetector::new()),
+        ])
+        .with_service_name(service)
+        .build()
 }
 
 /// What becomes a span: our own spans and events at `info` and above, and the AWS SDK's
@@ -135,17 +169,34 @@ where
 
 /// The log level: `RUST_LOG` when set, else Lambda's `AWS_LAMBDA_LOG_LEVEL` (which the
 /// template's logging configuration sets), else `info`.
-fn log_filter() -> EnvFilter {
-    if let Ok(filter) = EnvFilter::try_from_default_env() {
-        return filter;
+///
+/// `RUST_LOG` takes a level and `target=level` directives, comma-separated
+/// (`debug`, `info,shared=debug`). The filter is `tracing-subscriber`'s `Targets`, not
+/// its `EnvFilter`, whose span and field directives would bring a regex engine into
+/// every function.
+fn log_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> Targets {
+    if let Some(directives) = rust_log.filter(|directives| !directives.trim().is_empty()) {
+        match directives.parse::<Targets>() {
+            Ok(filter) => return filter,
+            Err(err) => {
+                eprintln!(
+                    "RUST_LOG={directives} is not understood ({err}): logging at the default level"
+                )
+            }
+        }
     }
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .map(|level| match level.to_ascii_lowercase().as_str() {
-            "fatal" => "error".to_owned(),
-            other => other.to_owned(),
-        })
-        .unwrap_or_else(|_| "info".to_owned());
-    EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"))
+    let level = match lambda_level
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "trace" => LevelFilter::TRACE,
+        "debug" => LevelFilter::DEBUG,
+        "warn" => LevelFilter::WARN,
+        "error" | "fatal" => LevelFilter::ERROR,
+        _ => LevelFilter::INFO,
+    };
+    Targets::new().with_default(level)
 }
 
 fn subscriber(
@@ -157,9 +208,49 @@ fn subscriber(
         .with_writer(ServiceStdout { service })
         .with_current_span(true)
         .with_target(false)
-        .with_filter(log_filter());
+        .with_filter(log_filter(
+            std::env::var("RUST_LOG").ok().as_deref(),
+            std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+        ));
     let spans = tracing_opentelemetry::layer()
         .with_tracer(telemetry.provider.tracer(service))
         .with_filter(dynamic_filter_fn(exported));
     Registry::default().with(logs).with(spans)
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::log_filter;
+
+    #[test]
+    fn rust_log_directives_should_set_the_level_per_target() {
+        let filter = log_filter(Some("warn,shared=debug"), Some("ERROR"));
+        assert!(filter.would_enable("shared::adapters", &Level::DEBUG));
+        assert!(!filter.would_enable("shared::adapters", &Level::TRACE));
+        assert!(filter.would_enable("aws_smithy_runtime", &Level::WARN));
+        assert!(!filter.would_enable("aws_smithy_runtime", &Level::INFO));
+    }
+
+    #[test]
+    fn without_rust_log_lambdas_log_level_should_apply() {
+        let filter = log_filter(None, Some("DEBUG"));
+        assert!(filter.would_enable("task_api", &Level::DEBUG));
+        assert!(!filter.would_enable("task_api", &Level::TRACE));
+        let fatal = log_filter(Some(" "), Some("FATAL"));
+        assert!(fatal.would_enable("task_api", &Level::ERROR));
+        assert!(!fatal.would_enable("task_api", &Level::WARN));
+    }
+
+    #[test]
+    fn an_unreadable_rust_log_or_no_level_should_log_at_info() {
+        for filter in [
+            log_filter(Some("shared=loud"), None),
+            log_filter(None, None),
+        ] {
+            assert!(filter.would_enable("shared", &Level::INFO));
+            assert!(!filter.would_enable("shared", &Level::DEBUG));
+        }
+    }
 }

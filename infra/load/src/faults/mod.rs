@@ -38,6 +38,8 @@ pub enum FaultRunError {
     Aws(#[from] AwsError),
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error("the AWS configuration: {0}")]
+    Config(#[from] shared::settings::ConfigError),
     #[error("interrupted")]
     Interrupted,
 }
@@ -98,7 +100,7 @@ impl FaultRun {
         let port = free_port()?;
         let api =
             Api::new(&local_url(port), Latencies::default()).map_err(FaultRunError::Client)?;
-        let aws = Aws::from_env(&self.prefix).await;
+        let aws = Aws::from_env(&self.prefix)?;
 
         let s = &self.settings;
         let mut variables: Vec<(String, String)> = provisioned.env.into_iter().collect();
