@@ -14,7 +14,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::config::BehaviorVersion;
 use aws_types::region::Region;
-use aws_types::sdk_config::{RetryConfig, TimeoutConfig};
+use aws_types::sdk_config::{RetryConfig, StalledStreamProtectionConfig, TimeoutConfig};
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 pub use aws_types::SdkConfig;
 
@@ -66,6 +66,9 @@ fn config_from(env: Lookup<'_>) -> Result<SdkConfig, ConfigError> {
                 .operation_timeout(Duration::from_secs(15))
                 .build(),
         )
+        // Every call's bodies are small JSON documents, and the attempt timeout above bounds
+        // a stalled one; the SDK's stream monitor would add a timer to each body.
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .service_config(endpoints);
     if let Some(url) = set("AWS_ENDPOINT_URL") {
         builder = builder.endpoint_url(url);

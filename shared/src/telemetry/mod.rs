@@ -20,6 +20,7 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanExporter, TracerProviderBuilder,
 };
 use opentelemetry_sdk::Resource;
+use tracing::subscriber::Interest;
 use tracing::{warn, Level};
 use tracing_subscriber::filter::{dynamic_filter_fn, LevelFilter, Targets};
 use tracing_subscriber::layer::Context;
@@ -167,6 +168,23 @@ where
     }
 }
 
+/// [`exported`] for what a callsite's metadata alone decides, once per callsite: the AWS
+/// SDK's events and inner spans, and our own debug and trace, are never asked about again
+/// (the SDK makes dozens a call); only the SDK's spans depend on where they are made.
+fn exported_callsite(metadata: &'static tracing::Metadata<'static>) -> Interest {
+    if metadata.target().starts_with("aws_sdk_") {
+        if metadata.is_span() {
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    } else if *metadata.level() <= Level::INFO {
+        Interest::always()
+    } else {
+        Interest::never()
+    }
+}
+
 /// The log level: `RUST_LOG` when set, else Lambda's `AWS_LAMBDA_LOG_LEVEL` (which the
 /// template's logging configuration sets), else `info`.
 ///
@@ -214,7 +232,11 @@ fn subscriber(
         ));
     let spans = tracing_opentelemetry::layer()
         .with_tracer(telemetry.provider.tracer(service))
-        .with_filter(dynamic_filter_fn(exported));
+        .with_filter(
+            dynamic_filter_fn(exported)
+                .with_max_level_hint(LevelFilter::DEBUG)
+                .with_callsite_filter(exported_callsite),
+        );
     Registry::default().with(logs).with(spans)
 }
 
