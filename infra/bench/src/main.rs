@@ -236,6 +236,17 @@ async fn main() -> Result<()> {
         args.publish_rounds,
     )
     .await?;
+    // The same calls to a topic of no subscriptions: what publishing costs without the
+    // emulator delivering each message to the queues on the same cores meanwhile.
+    let alone = sns
+        .create_topic()
+        .name(format!("{}-publish-alone", args.prefix))
+        .send()
+        .await
+        .map_err(|err| format!("CreateTopic: {err:?}"))?;
+    let alone_arn = alone.topic_arn().ok_or("CreateTopic gave no ARN")?;
+    let publishing_alone =
+        publish::measure(&sns, alone_arn, &publish_events, args.publish_rounds).await?;
 
     xray_datagrams.abort();
     let errors: usize = rows.iter().map(|row| row.errors).sum();
@@ -249,7 +260,11 @@ async fn main() -> Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     println!("{}", report::table(&rows));
-    println!("{}", publishing.table());
+    println!(
+        "{}",
+        publishing.table("the stack's topic (3 subscribed queues)")
+    );
+    println!("{}", publishing_alone.table("a topic of no subscriptions"));
     if errors > 0 {
         return Err(format!(
             "{errors} invocations failed; see the logs in {}",

@@ -32,9 +32,10 @@ impl PublishFigures {
         self.events() as f64 / self.batch.as_secs_f64()
     }
 
-    pub fn table(&self) -> String {
+    /// The table of one topic, `topic` describing it.
+    pub fn table(&self, topic: &str) -> String {
         format!(
-            "| publishing {k} events | calls | events/s | ×single |\n\
+            "| publishing {k} events to {topic} | calls | events/s | ×single |\n\
              | --- | --- | --- | --- |\n\
              | {k} × `Publish`, one after another | {single_calls} | {single:.0} | 1.0x |\n\
              | 1 × `PublishBatch` of {k} | {rounds} | {batch:.0} | {ratio:.1}x |\n",
