@@ -256,12 +256,10 @@ fn request_id(request: &Request) -> String {
         .unwrap_or_else(|| Uuid::new_v4().to_string())
 }
 
-/// The span of one request: a child of the trace its headers or Lambda name, or a new one.
+/// The span of one request: in the trace its headers name, else under the current span (in
+/// Lambda, the invocation's, in the trace Lambda names), else in a new trace.
 fn request_span(request: &Request, request_id: &str) -> Span {
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-    let lambda_xray = request
-        .lambda_context_ref()
-        .and_then(|context| context.xray_trace_id.as_deref());
     let method = request.method().as_str();
     let route = request
         .extensions()
@@ -280,11 +278,7 @@ fn request_span(request: &Request, request_id: &str) -> Span {
         trace_id = Empty,
         correlation_id = request_id,
     );
-    if let Some(parent) = remote_parent(
-        header("traceparent"),
-        header("x-amzn-trace-id"),
-        lambda_xray,
-    ) {
+    if let Some(parent) = remote_parent(header("traceparent"), header("x-amzn-trace-id")) {
         // Only an invalid context is refused, and `remote_parent` gives valid ones.
         let _ = span.set_parent(parent);
     }

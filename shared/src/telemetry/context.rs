@@ -13,18 +13,12 @@ use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The trace a request continues: a W3C `traceparent`, else an `X-Amzn-Trace-Id`
-/// header, else Lambda's X-Ray trace id. `None` starts a new trace.
-pub fn remote_parent(
-    traceparent: Option<&str>,
-    xray_header: Option<&str>,
-    lambda_xray: Option<&str>,
-) -> Option<Context> {
-    traceparent.and_then(context_of).or_else(|| {
-        [xray_header, lambda_xray]
-            .into_iter()
-            .flatten()
-            .find_map(from_xray)
-    })
+/// header. `None` leaves the request in the current trace: in Lambda, the invocation's
+/// (see [`xray_parent`]); elsewhere, a new one.
+pub fn remote_parent(traceparent: Option<&str>, xray_header: Option<&str>) -> Option<Context> {
+    traceparent
+        .and_then(context_of)
+        .or_else(|| xray_header.and_then(xray_parent))
 }
 
 /// The context a W3C `traceparent` names, if valid.
@@ -34,7 +28,9 @@ pub fn context_of(traceparent: &str) -> Option<Context> {
     context.span().span_context().is_valid().then_some(context)
 }
 
-fn from_xray(header: &str) -> Option<Context> {
+/// The context an X-Ray trace header (`Root=…;Parent=…;Sampled=…`) names, with the
+/// sampling decision it carries; `None` if it names no trace.
+pub fn xray_parent(header: &str) -> Option<Context> {
     let carrier = HashMap::from([("x-amzn-trace-id".to_owned(), header.trim().to_owned())]);
     let context = XrayPropagator::default().extract(&carrier);
     let found = context.span().span_context().clone();
@@ -104,7 +100,6 @@ mod tests {
         let context = remote_parent(
             Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
             Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"),
-            None,
         )
         .unwrap();
         assert_eq!(
@@ -119,7 +114,7 @@ mod tests {
     #[test]
     fn when_only_an_xray_header_with_its_parent_arrives_should_continue_it() {
         let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-        let context = remote_parent(None, Some(xray), None).unwrap();
+        let context = remote_parent(None, Some(xray)).unwrap();
         assert_eq!(
             ids(&context),
             (
@@ -133,7 +128,7 @@ mod tests {
     fn when_api_gateway_names_only_the_root_should_continue_its_trace() {
         // As HTTP APIs send it: a Root, no Parent.
         let context =
-            remote_parent(None, Some("Root=1-5759e988-bd862e3fe1be46a994272793"), None).unwrap();
+            remote_parent(None, Some("Root=1-5759e988-bd862e3fe1be46a994272793")).unwrap();
         let (trace, span) = ids(&context);
         assert_eq!(trace, "5759e988bd862e3fe1be46a994272793");
         assert_ne!(span, SpanId::INVALID.to_string());
@@ -141,19 +136,30 @@ mod tests {
     }
 
     #[test]
-    fn when_only_lambda_names_the_trace_should_continue_it() {
-        let lambda = "Root=1-6759e988-bd862e3fe1be46a994272793;Parent=63995c3f42cd8ad8;Sampled=1";
-        let context = remote_parent(Some("garbage"), Some("nonsense"), Some(lambda)).unwrap();
-        assert_eq!(ids(&context).0, "6759e988bd862e3fe1be46a994272793");
+    fn when_lambda_names_the_trace_should_keep_its_parent_and_sampling() {
+        let sampled = "Root=1-6759e988-bd862e3fe1be46a994272793;Parent=63995c3f42cd8ad8;Sampled=1";
+        let context = xray_parent(sampled).unwrap();
+        assert_eq!(
+            ids(&context),
+            (
+                "6759e988bd862e3fe1be46a994272793".into(),
+                "63995c3f42cd8ad8".into()
+            )
+        );
+        assert!(context.span().span_context().is_sampled());
+        let unsampled = sampled.replace("Sampled=1", "Sampled=0");
+        let context = xray_parent(&unsampled).unwrap();
+        assert!(!context.span().span_context().is_sampled());
+        assert!(context.span().span_context().is_remote());
     }
 
     #[test]
-    fn when_nothing_names_a_trace_should_start_a_new_one() {
-        assert!(remote_parent(None, None, None).is_none());
+    fn when_nothing_names_a_trace_should_stay_in_the_current_one() {
+        assert!(remote_parent(None, None).is_none());
+        assert!(remote_parent(Some("garbage"), Some("nonsense")).is_none());
         assert!(remote_parent(
             Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
             Some("Root=1-abc"),
-            None
         )
         .is_none());
     }

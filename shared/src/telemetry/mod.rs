@@ -5,9 +5,11 @@
 mod context;
 mod conventions;
 mod file_exporter;
+mod invocation;
 mod log_writer;
 
 use lambda_runtime::layers::{OpenTelemetryFaasTrigger, OpenTelemetryLayer};
+use lambda_runtime::tower::layer::util::Stack;
 use opentelemetry::global;
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::trace::TracerProvider as _;
@@ -29,9 +31,10 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
-pub use context::{context_of, current_traceparent, record_trace_id, remote_parent};
+pub use context::{context_of, current_traceparent, record_trace_id, remote_parent, xray_parent};
 pub use conventions::{attributes_of, Conventions};
 pub use file_exporter::JsonLinesExporter;
+pub use invocation::{LambdaTrace, LambdaTraceLayer};
 use log_writer::ServiceStdout;
 
 /// Where spans go locally: a file of JSON lines that `infra/local.sh trace` reads.
@@ -48,13 +51,16 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// The Lambda runtime's layer: a span per invocation (`faas.*` attributes, cold start)
-    /// and every span exported when the invocation ends.
+    /// in the trace Lambda names for it, and every span exported when the invocation ends.
     pub fn lambda_layer(
         &self,
         trigger: OpenTelemetryFaasTrigger,
-    ) -> OpenTelemetryLayer<impl Fn() + Clone> {
+    ) -> Stack<OpenTelemetryLayer<impl Fn() + Clone>, LambdaTraceLayer> {
         let telemetry = self.clone();
-        OpenTelemetryLayer::new(move || telemetry.flush()).with_trigger(trigger)
+        Stack::new(
+            OpenTelemetryLayer::new(move || telemetry.flush()).with_trigger(trigger),
+            LambdaTraceLayer,
+        )
     }
 
     /// Exports every finished span now.
