@@ -5,7 +5,8 @@
 #   infra/local.sh up              emulators + provisioning + the dev server (Ctrl-C stops all)
 #   infra/local.sh test [ARGS]     compile, start the emulators, cargo test --workspace ARGS, stop
 #                                  (installs puppeteer-core, and chromium as root, for the browser test)
-#   infra/local.sh install         only the pinned installs (idempotent)
+#   infra/local.sh install [--all] only the pinned installs (idempotent): the emulators; with
+#                                  --all also every tool `lint` and `test` use
 #   infra/local.sh lint            validate and lint template.yaml offline (sam validate --lint)
 #                                  and validate asyncapi.yaml (asyncapi validate)
 #   infra/local.sh sam-build [A]   sam build with cargo-lambda into .aws-sam/ (A: more sam build
@@ -202,6 +203,17 @@ install_all() {
   install_localstack
   build_localstack_catalog
   install_dynamodb_local
+}
+
+# Everything `lint` and `test` install as they go, ahead of them: CI runs this while it
+# compiles, the one waiting on the network, the other on the processors.
+install_everything() {
+  install_all
+  install_browser_tools
+  install_sam_cli
+  install_npm_tool "$REDOCLY_CLI_PACKAGE" "$REDOCLY_CLI_DIR" redocly
+  install_npm_tool "$ASYNCAPI_CLI_PACKAGE" "$ASYNCAPI_CLI_DIR" asyncapi
+  install_schemathesis
 }
 
 # --- emulators ----------------------------------------------------------------
@@ -641,7 +653,13 @@ main() {
   local command=${1:-}
   (($#)) && shift
   case $command in
-    install) install_all ;;
+    install)
+      case ${1:-} in
+        '') install_all ;;
+        --all) install_everything ;;
+        *) die "install takes only --all" ;;
+      esac
+      ;;
     lint) cmd_lint ;;
     sam-build) cmd_sam_build "$@" ;;
     up) cmd_up "$@" ;;
