@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId};
 use opentelemetry::Context;
 use opentelemetry_aws::trace::XrayPropagator;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -30,31 +30,51 @@ pub fn context_of(traceparent: &str) -> Option<Context> {
 
 /// The context an X-Ray trace header (`Root=…;Parent=…;Sampled=…`) names, with the
 /// sampling decision it carries; `None` if it names no trace.
+///
+/// A header may name the trace but not its sender's segment (API Gateway sends a `Root`
+/// without `Parent`): the trace is continued under a stand-in for that segment. A header
+/// that leaves the decision open (no `Sampled`, or `Sampled=?`) takes the current trace's:
+/// in Lambda, the one X-Ray made for the invocation; where nothing is current, sampled.
 pub fn xray_parent(header: &str) -> Option<Context> {
     let carrier = HashMap::from([("x-amzn-trace-id".to_owned(), header.trim().to_owned())]);
     let context = XrayPropagator::default().extract(&carrier);
     let found = context.span().span_context().clone();
-    if found.is_valid() {
-        return Some(context);
-    }
     if found.trace_id() == TraceId::INVALID {
         return None;
     }
-    // API Gateway names the trace (`Root`) but not its own segment (`Parent`): continue
-    // the trace under a stand-in for that segment.
-    let sampled = if header.contains("Sampled=0") {
-        TraceFlags::default()
+    let parent_id = if found.span_id() == SpanId::INVALID {
+        RandomIdGenerator::default().new_span_id()
     } else {
-        TraceFlags::SAMPLED
+        found.span_id()
+    };
+    let flags = if found.trace_flags() & XRAY_DEFERRED == XRAY_DEFERRED {
+        current_decision()
+    } else {
+        found.trace_flags() & TraceFlags::SAMPLED
     };
     let parent = SpanContext::new(
         found.trace_id(),
-        RandomIdGenerator::default().new_span_id(),
-        sampled,
+        parent_id,
+        flags,
         true,
-        TraceState::default(),
+        found.trace_state().clone(),
     );
     Some(Context::new().with_remote_span_context(parent))
+}
+
+/// The flag `XrayPropagator` gives a header that leaves the sampling decision open.
+const XRAY_DEFERRED: TraceFlags = TraceFlags::new(0x02);
+
+/// Whether the current trace is sampled; sampled when there is none.
+fn current_decision() -> TraceFlags {
+    let current = Context::current();
+    let span = current.span();
+    let found = span.span_context();
+    if found.is_valid() {
+        found.trace_flags() & TraceFlags::SAMPLED
+    } else {
+        TraceFlags::SAMPLED
+    }
 }
 
 /// Records `span`'s trace id in its `trace_id` field, so every log line within it names
@@ -151,6 +171,25 @@ mod tests {
         let context = xray_parent(&unsampled).unwrap();
         assert!(!context.span().span_context().is_sampled());
         assert!(context.span().span_context().is_remote());
+    }
+
+    #[test]
+    fn when_a_header_leaves_sampling_open_should_take_the_current_traces_decision() {
+        let lambda = "Root=1-6759e988-bd862e3fe1be46a994272793;Parent=63995c3f42cd8ad8;Sampled=0";
+        let _current = xray_parent(lambda).unwrap().attach();
+
+        for header in [
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=?",
+        ] {
+            let context = remote_parent(None, Some(header)).unwrap();
+            let (trace, _) = ids(&context);
+            assert_eq!(trace, "5759e988bd862e3fe1be46a994272793", "{header}");
+            assert!(!context.span().span_context().is_sampled(), "{header}");
+        }
+        let decided = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let context = remote_parent(None, Some(decided)).unwrap();
+        assert!(context.span().span_context().is_sampled());
     }
 
     #[test]
