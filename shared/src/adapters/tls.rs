@@ -32,10 +32,14 @@ pub fn https_client() -> SharedHttpClient {
         .spawn(move || {
             // The SDK's own check of a client's HTTP client: it builds a connector, and so
             // reads the platform's roots into the SDK's process-wide cache.
-            let _ = warming.validate_base_client_config(
+            if let Err(err) = warming.validate_base_client_config(
                 &RuntimeComponentsBuilder::new("tls-roots"),
                 &ConfigBag::base(),
-            );
+            ) {
+                // Nothing is lost: the first connection builds its own and fails, if it
+                // must, with the SDK's error for the call.
+                tracing::warn!(error = %err, "the HTTPS client could not be prepared ahead of the first call");
+            }
         });
     if spawned.is_err() {
         // No thread: the first connection reads them.
