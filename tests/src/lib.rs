@@ -76,7 +76,16 @@ fn run_python(script: &str, args: &[&str], prefix: &str) -> String {
 
 /// What `provision.py functions` says of each function in template.yaml (offline).
 pub fn template_functions() -> String {
-    run_python("infra/provision.py", &["functions"], "template-check")
+    template_functions_with(&[])
+}
+
+/// The same with template parameters set (`NAME=VALUE` each).
+pub fn template_functions_with(parameters: &[&str]) -> String {
+    let mut args = vec!["functions"];
+    for parameter in parameters {
+        args.extend(["--param", parameter]);
+    }
+    run_python("infra/provision.py", &args, "template-check")
 }
 
 /// template.yaml as JSON, short tags in their long form, nothing resolved (offline).
@@ -103,6 +112,7 @@ impl TestEnv {
         let provisioned: Provisioned =
             serde_json::from_str(&json).unwrap_or_else(|err| panic!("{err}: {json}"));
         let aws = clients::load_config()
+            .await
             .unwrap_or_else(|err| panic!("{err}: run the tests with `infra/local.sh test`"));
         let resources = provisioned.resources;
         let attribute = |id: &str, key: &str| resources[id][key].clone();

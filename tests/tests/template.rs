@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::settings::{Settings, Variables};
 use task_api::ApiSettings;
-use tests::{repository, template_functions, template_json};
+use tests::{repository, template_functions, template_functions_with, template_json};
 
 #[derive(Debug, Deserialize)]
 struct Function {
@@ -104,6 +104,44 @@ fn when_the_template_is_read_should_match_the_function_crates_and_set_every_vari
             other => panic!("no settings known for the function crate {other}; add them here"),
         };
         assert!(problems.is_empty(), "{logical_id}: {problems:?}");
+    }
+}
+
+/// Each function's variables, by logical id, with `parameters` set.
+fn function_variables(parameters: &[&str]) -> BTreeMap<String, BTreeMap<String, String>> {
+    let json = template_functions_with(parameters);
+    let template: Functions =
+        serde_json::from_str(&json).unwrap_or_else(|err| panic!("{err}: {json}"));
+    template
+        .functions
+        .into_iter()
+        .map(|(id, function)| (id, function.env))
+        .collect()
+}
+
+#[test]
+fn when_no_local_endpoint_is_given_no_function_should_have_an_endpoint_variable() {
+    // Given the template's defaults, as a deploy to AWS takes them
+    let functions = function_variables(&[]);
+    assert!(!functions.is_empty());
+
+    // Then no function has any endpoint variable: the SDK calls the region's endpoints
+    for (logical_id, env) in &functions {
+        let endpoints: Vec<&String> = env
+            .keys()
+            .filter(|name| name.starts_with("AWS_ENDPOINT_URL"))
+            .collect();
+        assert!(endpoints.is_empty(), "{logical_id} sets {endpoints:?}");
+    }
+
+    // And given LocalEndpointUrl, as `sam local` is given it, every function has it
+    let url = "http://localstack:4566";
+    for (logical_id, env) in function_variables(&[&format!("LocalEndpointUrl={url}")]) {
+        assert_eq!(
+            env.get("AWS_ENDPOINT_URL").map(String::as_str),
+            Some(url),
+            "{logical_id}"
+        );
     }
 }
 

@@ -4,6 +4,7 @@ mod concurrency;
 mod consumers;
 mod dashboard;
 mod dashboard_page;
+mod event_fields;
 mod idempotency;
 mod lifecycle;
 mod outbox;
