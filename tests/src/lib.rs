@@ -11,6 +11,7 @@ use axum::http::Method;
 use cicd_monitor::{BuildNotifier, CicdSettings, WebhookNotifier};
 use dashboard::DashboardSettings;
 use dev_server::event_source::EventSourceMapping;
+use event_archive::ArchiveSettings;
 use ml_classifier::ClassifierSettings;
 use outbox_sweeper::{Sweeper, SweeperConfig, SweeperSettings};
 use serde::Deserialize;
@@ -306,7 +307,7 @@ impl Drop for RunningConsumers {
 }
 
 impl TestEnv {
-    /// Starts the three consumers over this test's resources, as the local event source
+    /// Starts the four consumers over this test's resources, as the local event source
     /// mapping runs them; failed messages come back after `retry_base` × 2^(receives − 1).
     pub async fn start_consumers(
         &self,
@@ -355,6 +356,17 @@ impl TestEnv {
                 .build(&self.aws)
                 .await
                 .expect("the cicd-monitor starts"),
+            ),
+            (
+                "EventArchive",
+                ArchiveSettings {
+                    backoff: RetryBackoff {
+                        base: retry_base,
+                        max: Duration::from_secs(60),
+                    },
+                    ..self.settings::<ArchiveSettings>()
+                }
+                .build(&self.aws),
             ),
         ];
         let mut pollers = Vec::new();

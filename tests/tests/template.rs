@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use cicd_monitor::CicdSettings;
 use dashboard::DashboardSettings;
 use dev_server::functions::crate_name;
+use event_archive::ArchiveSettings;
 use ml_classifier::ClassifierSettings;
 use outbox_sweeper::SweeperSettings;
 use serde::Deserialize;
@@ -101,6 +102,7 @@ fn when_the_template_is_read_should_match_the_function_crates_and_set_every_vari
             "ml-classifier" => configure::<ClassifierSettings>(&function.env),
             "dashboard" => configure::<DashboardSettings>(&function.env),
             "cicd-monitor" => configure::<CicdSettings>(&function.env),
+            "event-archive" => configure::<ArchiveSettings>(&function.env),
             other => panic!("no settings known for the function crate {other}; add them here"),
         };
         assert!(problems.is_empty(), "{logical_id}: {problems:?}");

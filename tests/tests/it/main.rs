@@ -1,5 +1,6 @@
 //! Integration tests against the emulators; run them with `infra/local.sh test`.
 
+mod archive;
 mod concurrency;
 mod consumers;
 mod dashboard;
