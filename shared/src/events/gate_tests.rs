@@ -137,7 +137,10 @@ fn validation_errors(schema: &Value, instance: &Value) -> Vec<String> {
     let validator = jsonschema::validator_for(schema).expect("a valid JSON Schema");
     validator
         .iter_errors(instance)
-        .map(|err| format!("{err} at {}", err.instance_path()))
+        .map(|err| match err.instance_path().to_string() {
+            at if at.is_empty() => err.to_string(),
+            at => format!("{err} at {at}"),
+        })
         .collect()
 }
 
