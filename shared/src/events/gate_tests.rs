@@ -4,10 +4,12 @@
 //! Three halves, each of which can fail alone:
 //! - current consumers accept every recorded event: it parses with `EventEnvelope::from_json`
 //!   and validates against the current envelope and `data` schemas;
-//! - old consumers accept every event the producer emits now: its `data` validates against
-//!   the released schema of its type;
+//! - old consumers accept every event the producer emits now: it validates against the
+//!   released envelope schema and its `data` against the released schema of its type;
 //! - the released and the current schema of each type differ only by optional additions
 //!   (`super::compat`), which also covers what the emitted sample happens not to show.
+//!   The envelope is held by the two validations only: its `oneOf` of every type grows
+//!   with each new type, which is no break, and the comparison does not model `oneOf`.
 //!
 //! `UPDATE_RELEASED_SCHEMAS=1 cargo test -p shared released_contract` records a release: it
 //! refuses while anything above breaks, then copies the current schemas to
@@ -25,6 +27,9 @@ use super::contract_tests::emitted;
 use super::schema::{self, file_name};
 use super::{EventEnvelope, EventKind};
 
+/// The released envelope's file under `released/`, beside one file per type.
+const ENVELOPE: &str = "cloudevent.json";
+
 /// Where the contract lives: `schemas/` at the repository root.
 fn schemas_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../schemas")
@@ -35,6 +40,8 @@ fn schemas_dir() -> PathBuf {
 struct Contract {
     /// The released schema of each type's `data`, by CloudEvents type.
     released: BTreeMap<String, Value>,
+    /// The released envelope schema, if one was.
+    released_envelope: Option<Value>,
     /// The schema of each type's `data` as the code generates it now, by type.
     current: BTreeMap<String, Value>,
     /// The envelope's schema as the code generates it now.
@@ -60,6 +67,8 @@ enum Problem {
     Unreleased { event_type: String },
     /// A released type without a recorded event.
     Unrecorded { event_type: String },
+    /// No envelope schema was released.
+    EnvelopeUnreleased,
 }
 
 impl Problem {
@@ -67,7 +76,7 @@ impl Problem {
     fn is_unrecorded(&self) -> bool {
         matches!(
             self,
-            Problem::Unreleased { .. } | Problem::Unrecorded { .. }
+            Problem::Unreleased { .. } | Problem::Unrecorded { .. } | Problem::EnvelopeUnreleased
         )
     }
 }
@@ -95,6 +104,7 @@ impl fmt::Display for Problem {
                 "{event_type} is emitted but was never released: record it with \
                  UPDATE_RELEASED_SCHEMAS=1 cargo test -p shared released_contract"
             ),
+            Problem::EnvelopeUnreleased => write!(f, "no schemas/released/{ENVELOPE}"),
             Problem::Unrecorded { event_type } => {
                 write!(
                     f,
@@ -147,10 +157,11 @@ fn validation_errors(schema: &Value, instance: &Value) -> Vec<String> {
 impl Contract {
     /// The released contract under `dir`, against the code and producer of the working tree.
     async fn load(dir: &Path) -> Contract {
-        let released = json_files(&dir.join("released"))
+        let mut released: BTreeMap<String, Value> = json_files(&dir.join("released"))
             .into_iter()
             .map(|(name, path)| (name.trim_end_matches(".json").to_owned(), read_json(&path)))
             .collect();
+        let released_envelope = released.remove(ENVELOPE.trim_end_matches(".json"));
         let mut corpus = Vec::new();
         if let Ok(types) = std::fs::read_dir(dir.join("corpus")) {
             let mut types: Vec<PathBuf> = types.map(|entry| entry.unwrap().path()).collect();
@@ -174,6 +185,7 @@ impl Contract {
             .collect();
         Contract {
             released,
+            released_envelope,
             current,
             envelope: generated["cloudevent.json"].clone(),
             corpus,
@@ -227,7 +239,10 @@ impl Contract {
                 unreleased.insert(event_type);
                 continue;
             };
-            let errors = validation_errors(released, &document["data"]);
+            let mut errors = validation_errors(released, &document["data"]);
+            if let Some(envelope) = &self.released_envelope {
+                errors.extend(validation_errors(envelope, document));
+            }
             if !errors.is_empty() {
                 problems.push(Problem::EmittedRefused {
                     event_type,
@@ -240,6 +255,9 @@ impl Contract {
                 .into_iter()
                 .map(|event_type| Problem::Unreleased { event_type }),
         );
+        if self.released_envelope.is_none() {
+            problems.push(Problem::EnvelopeUnreleased);
+        }
         problems
     }
 
@@ -280,6 +298,7 @@ impl Contract {
             )
             .unwrap();
         }
+        std::fs::write(released_dir.join(ENVELOPE), pretty(&self.envelope)).unwrap();
         let fields = |document: &Value| -> BTreeSet<String> {
             document["data"]
                 .as_object()
@@ -558,6 +577,32 @@ async fn when_a_field_is_retyped_should_fail_the_gate() {
 }
 
 #[tokio::test]
+async fn when_an_envelope_attribute_is_dropped_or_required_anew_should_fail_the_gate() {
+    let mut contract = Contract::load(&schemas_dir()).await;
+    for document in &mut contract.emitted {
+        document.as_object_mut().unwrap().remove("dataschema");
+    }
+    contract.envelope["required"]
+        .as_array_mut()
+        .unwrap()
+        .push(Value::from("partitionkey"));
+    let problems = contract.problems();
+    // Old consumers require `dataschema`.
+    assert!(
+        problems.iter().any(|problem| matches!(problem,
+            Problem::EmittedRefused { reason, .. } if reason.contains("\"dataschema\" is a required property"))),
+        "{problems:?}"
+    );
+    // No recorded event has `partitionkey`.
+    let refused = problems
+        .iter()
+        .filter(|problem| matches!(problem,
+            Problem::RecordedRefused { reason, .. } if reason.contains("\"partitionkey\" is a required property")))
+        .count();
+    assert_eq!(refused, contract.corpus.len(), "{problems:?}");
+}
+
+#[tokio::test]
 async fn when_an_added_field_becomes_required_should_refuse_the_events_recorded_before_it() {
     let contract = changed(
         &schemas_dir(),
@@ -676,6 +721,8 @@ async fn when_a_compatible_change_is_recorded_should_release_it_and_record_its_e
     contract.record(&dir).unwrap();
     let released = read_json(&dir.join("released/task.created.v1.json"));
     assert!(released["properties"].get("priority").is_some());
+    let envelope = read_json(&dir.join("released").join(ENVELOPE));
+    assert_eq!(envelope, contract.envelope);
     let recorded = json_files(&dir.join("corpus/task.created.v1"));
     let names: Vec<&str> = recorded.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(
