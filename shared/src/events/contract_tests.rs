@@ -35,7 +35,7 @@ fn errors(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
 }
 
 /// One event of each kind, emitted by the use cases and taken from the publisher.
-async fn emitted() -> Vec<EventEnvelope> {
+pub(super) async fn emitted() -> Vec<EventEnvelope> {
     let store = Arc::new(MemoryStore::new());
     let publisher = Arc::new(RecordingPublisher::new());
     let service = TaskService::new(store.clone(), store, publisher.clone());
