@@ -20,6 +20,10 @@
 #   infra/local.sh trace ID        print task ID's traces as trees (from the spans `up` writes)
 #   infra/local.sh dlq C [P]       list consumer C's dead letters (C: ml-classifier, dashboard, cicd-monitor)
 #   infra/local.sh redrive C [P]   move consumer C's dead letters back to its queue (P: prefix, default local)
+#   infra/local.sh replay C ARGS   re-send archived events to consumer C's queue only (C:
+#                                  MlClassifier, Dashboard, CicdMonitor, EventArchive; ARGS:
+#                                  --from TIME [--to TIME] [--types T,..] [--rate N] [--dry-run]
+#                                  [--prefix P]; --help lists them)
 #   infra/local.sh fuzz [ARGS]     Schemathesis against a dev server of its own, from its OpenAPI
 #                                  document (ARGS: more `schemathesis run` options)
 #   infra/local.sh load [ARGS]     drive lifecycles against the running service and audit them
@@ -704,6 +708,20 @@ main() {
     trace)
       (($#)) || die "name the task: infra/local.sh trace <task-id>"
       python3 "$ROOT/infra/trace.py" "$1" --file "${OTEL_SPANS_FILE:-$RUN_DIR/spans.jsonl}"
+      ;;
+    replay)
+      cd "$ROOT"
+      if [[ " $* " == *" --help "* || " $* " == *" -h "* ]]; then
+        cargo run --quiet -p replay -- --help
+        return
+      fi
+      (($#)) || die "name the consumer: infra/local.sh replay Dashboard --from 2026-12-01T00:00:00Z"
+      local consumer=$1
+      shift
+      export_emulator_env
+      cargo build --quiet -p replay
+      "$(cargo metadata --format-version 1 --no-deps | "$PROVISION_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/replay" \
+        --consumer "$consumer" "$@"
       ;;
     dlq | redrive)
       (($#)) || die "name the consumer: infra/local.sh $command ml-classifier|dashboard|cicd-monitor"

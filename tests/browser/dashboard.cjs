@@ -272,6 +272,25 @@ async function main() {
       legend: final.state.legend,
     }));
 
+    // An operator looks the failed task up: its three events, in order, with what changed.
+    const failedTask = tasks[2];
+    await page.evaluate(() => { document.getElementById('timeline-task').value = ''; });
+    await page.type('#timeline-task', failedTask.id);
+    const timeline = await until('the failed task\'s timeline', async () => {
+      await page.click('#timeline-show');
+      await sleep(300);
+      const rows = await page.$$eval('#timeline-rows tr', (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+      const types = rows.map((row) => row[1]);
+      return {
+        ok: same(types, ['task.created.v1', 'task.started.v1', 'task.failed.v1'])
+          && same(rows.map((row) => row[2]), ['1', '2', '3'])
+          && rows[2][3].includes('the docs build fails')
+          && rows[0][3].includes('Update README'),
+        rows,
+      };
+    });
+    log('timeline of the failed task:', JSON.stringify(timeline.rows.map((row) => `${row[1]}: ${row[3]}`)));
+
     await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'dashboard.png'), fullPage: true });
 
     // A phone: one column, nothing wider than the screen.

@@ -62,6 +62,10 @@ pub struct Evidence {
     pub examples_after: u64,
     pub builds_before: u64,
     pub builds_after: u64,
+    pub archived_before: u64,
+    pub archived_after: u64,
+    /// Each task's archived events, `(sequence, event id)` in sequence order.
+    pub archived: HashMap<String, Vec<(String, String)>>,
     pub task_items: HashMap<String, Item>,
     pub examples: HashMap<String, Item>,
     pub builds: HashMap<String, Item>,
@@ -118,6 +122,7 @@ pub fn audit(evidence: &Evidence) -> Vec<Line> {
     lines.extend(lifecycles(evidence));
     lines.extend(dashboard(evidence));
     lines.extend(records(evidence));
+    lines.extend(archive(evidence));
     lines.extend(plumbing(evidence));
     lines.extend(races_and_answers(evidence));
     lines
@@ -283,6 +288,45 @@ fn records(e: &Evidence) -> Vec<Line> {
                 && built == builds_due.len() as i64,
         ),
     ]
+}
+
+/// The events a task of `status` has had: created, then started, then finished.
+fn events_of(status: TaskStatus) -> usize {
+    match status {
+        TaskStatus::Pending | TaskStatus::Classified => 1,
+        TaskStatus::InProgress => 2,
+        TaskStatus::Completed | TaskStatus::Failed => 3,
+    }
+}
+
+fn archive(e: &Evidence) -> Vec<Line> {
+    let expected: usize = e.tasks.values().map(|t| events_of(t.status)).sum();
+    let mut kept = 0;
+    let mut wrong = 0;
+    for task in e.tasks.values() {
+        let events = e
+            .archived
+            .get(&task.id.to_string())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        kept += events.len();
+        // Sequences 1, 2, 3 each once, and no event id twice.
+        let sequences: Vec<u64> = events.iter().filter_map(|(s, _)| s.parse().ok()).collect();
+        let mut ids: Vec<&str> = events.iter().map(|(_, id)| id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let whole = (1..=events_of(task.status) as u64).collect::<Vec<_>>();
+        if sequences != whole || ids.len() != events.len() {
+            wrong += 1;
+        }
+    }
+    let grown = e.archived_after as i64 - e.archived_before as i64;
+    vec![line(
+        "event archive: every event once, none missing",
+        format!("{expected}, 0 tasks wrong (table +{expected})"),
+        format!("{kept}, {wrong} tasks wrong (table +{grown})"),
+        kept == expected && wrong == 0 && grown == expected as i64,
+    )]
 }
 
 fn plumbing(e: &Evidence) -> Vec<Line> {

@@ -39,11 +39,17 @@ pub struct Aws {
 }
 
 /// The consumers' queues, as template.yaml names them.
-pub const QUEUES: [&str; 3] = ["MlClassifierQueue", "DashboardQueue", "CicdMonitorQueue"];
-pub const DEAD_LETTER_QUEUES: [&str; 3] = [
+pub const QUEUES: [&str; 4] = [
+    "MlClassifierQueue",
+    "DashboardQueue",
+    "CicdMonitorQueue",
+    "EventArchiveQueue",
+];
+pub const DEAD_LETTER_QUEUES: [&str; 4] = [
     "MlClassifierDeadLetterQueue",
     "DashboardDeadLetterQueue",
     "CicdMonitorDeadLetterQueue",
+    "EventArchiveDeadLetterQueue",
 ];
 
 /// Endpoints that replace the configuration's, per service.
@@ -139,6 +145,47 @@ impl Aws {
             }
         }
         Ok(found)
+    }
+
+    /// Each task's archived events as `(sequence, event id)`, in sequence order.
+    pub async fn archived(
+        &self,
+        task_ids: &[String],
+    ) -> Result<HashMap<String, Vec<(String, String)>>, AwsError> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let table = self.name("EventArchiveTable");
+        let table = &table;
+        stream::iter(task_ids.iter().cloned())
+            .map(|id| async move {
+                let mut events = Vec::new();
+                let mut start = None;
+                loop {
+                    let output = self
+                        .dynamodb
+                        .query()
+                        .table_name(table)
+                        .key_condition_expression("task_id = :task")
+                        .expression_attribute_values(":task", AttributeValue::S(id.clone()))
+                        .projection_expression("#s, event_id")
+                        .expression_attribute_names("#s", "sequence")
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::new(format!("reading {table}"), e))?;
+                    for item in output.items() {
+                        let field = |name: &str| text(item, name).unwrap_or_default().to_owned();
+                        events.push((field("sequence"), field("event_id")));
+                    }
+                    start = output.last_evaluated_key;
+                    if start.is_none() {
+                        return Ok::<_, AwsError>((id, events));
+                    }
+                }
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await
     }
 
     /// How many items `table` holds.

@@ -59,6 +59,7 @@ impl Run<'_> {
         let stats_before = self.api.stats().await?;
         let examples_before = self.aws.count("TrainingExamplesTable").await?;
         let builds_before = self.aws.count("BuildRequestsTable").await?;
+        let archived_before = self.aws.count("EventArchiveTable").await?;
 
         let progress: Progress = Arc::new(AtomicU64::new(0));
         let cpu_before = CpuSample::take(&self.cpu);
@@ -93,6 +94,7 @@ impl Run<'_> {
             .aws
             .items("BuildRequestsTable", "task_id", &all_ids)
             .await?;
+        let archived = self.aws.archived(&all_ids).await?;
         let mut dead_letters = Vec::new();
         for queue in DEAD_LETTER_QUEUES {
             let (waiting, in_flight) = self.aws.depth(queue).await?;
@@ -105,6 +107,9 @@ impl Run<'_> {
             examples_before,
             builds_after: self.aws.count("BuildRequestsTable").await?,
             builds_before,
+            archived_after: self.aws.count("EventArchiveTable").await?,
+            archived_before,
+            archived,
             tasks,
             task_items,
             examples,

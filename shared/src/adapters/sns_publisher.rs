@@ -44,13 +44,12 @@ impl SnsPublisher {
                 .build()
                 .expect("data_type is set")
         };
-        HashMap::from([
-            ("event_type".to_owned(), attribute(event.kind().name())),
-            (
-                "event_version".to_owned(),
-                attribute(event.kind().version()),
-            ),
-        ])
+        event
+            .kind()
+            .message_attributes()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), attribute(value)))
+            .collect()
     }
 
     /// Publishes one chunk of at most ten events, retrying entries SNS failed on its side.

@@ -61,6 +61,22 @@ impl EventKind {
     }
 
     /// Value of the `event_version` message attribute.
+    /// The SNS message attributes an event of this kind is published with, which the
+    /// subscriptions' filter policies match (and replays send again).
+    pub fn message_attributes(self) -> [(&'static str, &'static str); 2] {
+        [
+            ("event_type", self.name()),
+            ("event_version", self.version()),
+        ]
+    }
+
+    /// The kind of a CloudEvents type (`task.created.v1`), if it is one of ours.
+    pub fn of_cloud_event_type(event_type: &str) -> Option<EventKind> {
+        EventKind::ALL
+            .into_iter()
+            .find(|kind| kind.cloud_event_type() == event_type)
+    }
+
     pub fn version(self) -> &'static str {
         "v1"
     }

@@ -1,6 +1,7 @@
 //! Integration tests against the emulators; run them with `infra/local.sh test`.
 
 mod archive;
+mod backfill;
 mod concurrency;
 mod consumers;
 mod dashboard;

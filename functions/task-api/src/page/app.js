@@ -317,6 +317,79 @@
     $('scopes').value = sessionStorage.getItem(KEYS.scopes) || '';
   }
 
+  // What an event changed, in a few words, from its data.
+  function changed(event) {
+    const data = event.data || {};
+    switch (event.type) {
+      case 'task.created.v1':
+        return `created${data.title ? ` “${data.title}”` : ''}${data.user_id ? ` by ${data.user_id}` : ''}`;
+      case 'task.started.v1':
+        return `started (${[data.task_type, data.complexity, data.strategy].filter(Boolean).join(', ')})`;
+      case 'task.completed.v1':
+        return `completed: ${data.tokens_used} tokens, $${data.cost_usd}, ${duration(data.duration_ms)}`;
+      case 'task.failed.v1':
+        return `failed${data.error_message ? `: ${data.error_message}` : ''} (${data.tokens_used} tokens, ${duration(data.duration_ms)})`;
+      default:
+        return event.type;
+    }
+  }
+
+  async function showTimeline(taskId) {
+    const status = $('timeline-status');
+    const table = $('timeline');
+    const rows = $('timeline-rows');
+    const headers = credentials();
+    if (!headers) {
+      status.textContent = 'Sign in first: the timeline needs the operator scope too.';
+      return;
+    }
+    if (!/^[0-9a-fA-F-]{36}$/.test(taskId)) {
+      status.textContent = 'A task id is a UUID, such as 0b9d8f0e-6a3e-4c43-9d43-7d3cfa0b2a11.';
+      return;
+    }
+    status.textContent = 'Loading…';
+    const events = [];
+    let cursor = null;
+    try {
+      // At most ten pages: a task has a handful of events.
+      for (let page = 0; page < 10; page += 1) {
+        const query = `limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+        const response = await fetch(`dashboard/tasks/${encodeURIComponent(taskId)}/events?${query}`,
+          { headers, cache: 'no-store', credentials: 'omit' });
+        if (response.status === 403) {
+          status.textContent = 'You may not see tasks\' events (403): they need the operator scope.';
+          return;
+        }
+        if (!response.ok) {
+          status.textContent = `The API answered ${response.status}.`;
+          return;
+        }
+        const body = await response.json();
+        events.push(...body.items);
+        cursor = body.next_cursor;
+        if (!cursor) break;
+      }
+    } catch (err) {
+      status.textContent = 'The API cannot be reached.';
+      return;
+    }
+    rows.replaceChildren();
+    for (const event of events) {
+      const row = document.createElement('tr');
+      row.className = 'timeline-event';
+      for (const cell of [new Date(event.time).toISOString(), event.type, Number(event.sequence), changed(event)]) {
+        const td = document.createElement('td');
+        td.textContent = String(cell);
+        row.appendChild(td);
+      }
+      rows.appendChild(row);
+    }
+    table.hidden = events.length === 0;
+    status.textContent = events.length === 0
+      ? 'No events archived for that task (yet).'
+      : `${events.length} event${events.length === 1 ? '' : 's'}, oldest first.`;
+  }
+
   async function tick() {
     clearTimeout(timer);
     try {
@@ -340,6 +413,10 @@
       signingIn = true;
       clear();
       tick();
+    });
+    $('timeline-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      showTimeline($('timeline-task').value.trim());
     });
     $('sign-out').addEventListener('click', () => {
       for (const key of Object.values(KEYS)) sessionStorage.removeItem(key);
