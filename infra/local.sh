@@ -359,6 +359,8 @@ export_emulator_env() {
   export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$DYNAMODB_PORT
   export PROVISION_PYTHON=$VENV/bin/python
   export PROVISION_SCRIPT=$ROOT/infra/provision.py
+  # The template's IAM checks run the SAM translator the pinned SAM CLI brings.
+  export SAM_CLI_PYTHON=$SAM_CLI_VENV/bin/python
 }
 
 provision() { # prefix -> JSON on stdout
@@ -488,6 +490,7 @@ cmd_test() {
   fi
   install_all
   install_browser_tools
+  install_sam_cli
   cd "$ROOT"
   # Compile first: the machine may have few cores, and the emulators need not
   # idle while rustc runs.
@@ -639,7 +642,8 @@ cmd_env() {
   local name
   for name in AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION AWS_DEFAULT_REGION \
     AWS_EC2_METADATA_DISABLED AWS_ENDPOINT_URL_SNS AWS_ENDPOINT_URL_SQS \
-    AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_ENDPOINT_URL_DYNAMODB PROVISION_PYTHON PROVISION_SCRIPT; do
+    AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_ENDPOINT_URL_DYNAMODB PROVISION_PYTHON PROVISION_SCRIPT \
+    SAM_CLI_PYTHON; do
     printf 'export %s=%q\n' "$name" "${!name}"
   done
 }
