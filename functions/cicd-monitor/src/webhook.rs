@@ -52,8 +52,26 @@ pub enum InvalidWebhook {
     NotAUrl(#[source] BoxError),
     #[error("the scheme must be http or https, not {0}")]
     Scheme(String),
+    /// The URL, and the credential it may carry, would cross the network in the clear.
+    #[error(
+        "plain http is only for a webhook on this machine (localhost, 127.0.0.1, ::1); use https"
+    )]
+    PlainHttp,
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
+}
+
+/// Whether the URL's host is this machine, where plain http crosses no network.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[async_trait]
@@ -75,8 +93,11 @@ impl WebhookNotifier {
 
     pub fn new(url: &str, timeout: Duration, backoff: Backoff) -> Result<Self, InvalidWebhook> {
         let url = reqwest::Url::parse(url).map_err(|err| InvalidWebhook::NotAUrl(err.into()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(InvalidWebhook::Scheme(url.scheme().to_owned()));
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            "http" => return Err(InvalidWebhook::PlainHttp),
+            other => return Err(InvalidWebhook::Scheme(other.to_owned())),
         }
         // reqwest's rustls takes the process's crypto provider.
         shared::adapters::tls::install_crypto_provider();
@@ -339,6 +360,37 @@ mod tests {
         assert_eq!(err.retry(), Retry::Permanent);
         assert_eq!(followed.load(Ordering::SeqCst), 0);
         server.abort();
+    }
+
+    #[test]
+    fn when_a_plain_http_url_leaves_the_machine_should_refuse_it() {
+        // Given http URLs of other hosts, and of this machine's loopback
+        let remote = [
+            "http://hooks.example.com/builds?token=t0k3n",
+            "http://10.0.0.8/builds",
+            "http://localhost.example.com/builds",
+        ];
+        let local = [
+            "http://localhost:9000/builds",
+            "http://127.0.0.1:9000/builds",
+            "http://[::1]:9000/builds",
+            "https://hooks.example.com/builds",
+        ];
+
+        // Then only https or loopback is taken, and a refusal does not repeat the URL
+        for url in remote {
+            let err = WebhookNotifier::new(url, Duration::from_secs(1), fast())
+                .err()
+                .unwrap_or_else(|| panic!("{url} is taken"));
+            assert!(matches!(err, InvalidWebhook::PlainHttp), "{url}: {err}");
+            assert!(!err.to_string().contains("t0k3n"), "{err}");
+        }
+        for url in local {
+            assert!(
+                WebhookNotifier::new(url, Duration::from_secs(1), fast()).is_ok(),
+                "{url}"
+            );
+        }
     }
 
     #[test]
