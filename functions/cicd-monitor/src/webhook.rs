@@ -25,6 +25,9 @@ pub enum WebhookError {
     },
     #[error("the webhook at {host} answered {status}")]
     Status { host: String, status: StatusCode },
+    /// The URL could not be read again from its secret, or no longer makes a webhook.
+    #[error("the webhook's URL cannot be read from its secret: {0}")]
+    Secret(String),
 }
 
 impl WebhookError {
@@ -41,6 +44,7 @@ impl WebhookError {
                 Retry::Transient
             }
             WebhookError::Status { .. } => Retry::Permanent,
+            WebhookError::Secret(_) => Retry::Transient,
         }
     }
 }
@@ -192,7 +196,7 @@ impl BuildNotifier for WebhookNotifier {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
@@ -204,9 +208,9 @@ mod tests {
     use super::*;
 
     /// A webhook on loopback that fails its first `failures` calls; stopped when dropped.
-    struct Hook {
-        url: String,
-        calls: Arc<AtomicUsize>,
+    pub(crate) struct Hook {
+        pub(crate) url: String,
+        pub(crate) calls: Arc<AtomicUsize>,
         keys: Arc<std::sync::Mutex<Vec<String>>>,
         server: tokio::task::JoinHandle<()>,
     }
@@ -217,7 +221,7 @@ mod tests {
         }
     }
 
-    async fn hook(failures: usize, status: AxumStatus) -> Hook {
+    pub(crate) async fn hook(failures: usize, status: AxumStatus) -> Hook {
         let calls = Arc::new(AtomicUsize::new(0));
         let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (counter, seen) = (calls.clone(), keys.clone());
@@ -253,7 +257,7 @@ mod tests {
         }
     }
 
-    fn request() -> BuildRequest {
+    pub(crate) fn request() -> BuildRequest {
         BuildRequest {
             task_id: uuid::Uuid::new_v4(),
             task_type: TaskType::Feature,
@@ -262,7 +266,7 @@ mod tests {
         }
     }
 
-    fn fast() -> Backoff {
+    pub(crate) fn fast() -> Backoff {
         Backoff {
             retries: 3,
             initial: Duration::from_millis(5),
