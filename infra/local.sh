@@ -16,6 +16,9 @@
 #   infra/local.sh start | stop    emulators in the background, for manual use
 #   infra/local.sh provision [P]   create the template's resources under prefix P (default: local)
 #   infra/local.sh env             print the variables to point a shell at the running emulators
+#   infra/local.sh lambda-env F [P] one function's variables (F: its logical id, as TaskApiFunction)
+#                                  for prefix P's resources and the emulators, as KEY=VALUE lines
+#                                  (for `cargo lambda watch --env-file`)
 #   infra/local.sh trace ID        print task ID's traces as trees (from the spans `up` writes)
 #   infra/local.sh dlq C [P]       list consumer C's dead letters (C: ml-classifier, dashboard, cicd-monitor)
 #   infra/local.sh redrive C [P]   move consumer C's dead letters back to its queue (P: prefix, default local)
@@ -700,6 +703,29 @@ cmd_env() {
   done
 }
 
+cmd_lambda_env() {
+  local function=${1:-} prefix=${2:-local} functions
+  [[ -n $function ]] || die "name the function: infra/local.sh lambda-env TaskApiFunction [prefix]"
+  install_localstack
+  export_emulator_env
+  functions=$("$PROVISION_PYTHON" "$PROVISION_SCRIPT" functions --prefix "$prefix")
+  "$PROVISION_PYTHON" -c '
+import json, os, sys
+name = sys.argv[1]
+functions = json.loads(sys.stdin.read())["functions"]
+if name not in functions:
+    sys.exit("no function %s in template.yaml; there are: %s" % (name, ", ".join(functions)))
+emulators = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_EC2_METADATA_DISABLED",
+             "AWS_ENDPOINT_URL_SNS", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+             "AWS_ENDPOINT_URL_DYNAMODB"]
+variables = {key: os.environ[key] for key in emulators}
+variables.update(functions[name]["env"])
+for key, value in variables.items():
+    if "\n" in value:
+        sys.exit(key + " holds a line break, which an env file cannot")
+    print(key + "=" + value)' "$function" <<<"$functions"
+}
+
 usage() {
   sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
   exit 2
@@ -727,6 +753,7 @@ main() {
     start) cmd_start ;;
     stop) stop_emulators ;;
     env) cmd_env ;;
+    lambda-env) cmd_lambda_env "$@" ;;
     provision)
       export_emulator_env
       provision "${1:-local}"

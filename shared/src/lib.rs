@@ -2,6 +2,7 @@
 //! Every function crate builds on this one.
 
 pub mod adapters;
+pub mod archive;
 pub mod consumer;
 pub mod cursor;
 pub mod domain;

@@ -361,3 +361,53 @@ impl<T: Clone + Send + Sync> RecordStore<T> for MemoryRecords<T> {
         Ok(self.records.lock().unwrap().get(&task_id).cloned())
     }
 }
+
+/// The event archive in memory: each task's events by event key.
+#[derive(Default)]
+pub struct MemoryArchive {
+    events: Mutex<std::collections::BTreeMap<(Uuid, String), crate::archive::ArchivedEvent>>,
+}
+
+impl MemoryArchive {
+    pub fn all(&self) -> Vec<crate::archive::ArchivedEvent> {
+        self.events.lock().unwrap().values().cloned().collect()
+    }
+}
+
+#[async_trait]
+impl crate::archive::EventArchive for MemoryArchive {
+    async fn archive(&self, event: &crate::archive::ArchivedEvent) -> Result<bool, StoreError> {
+        let mut events = self.events.lock().unwrap();
+        let key = (event.task_id, event.event_key());
+        if events.contains_key(&key) {
+            return Ok(false);
+        }
+        events.insert(key, event.clone());
+        Ok(true)
+    }
+
+    async fn timeline(
+        &self,
+        task_id: Uuid,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<crate::archive::ArchivePage, StoreError> {
+        let after = cursor.map(crate::archive::parse_cursor).transpose()?;
+        let events = self.events.lock().unwrap();
+        let mut items: Vec<crate::archive::ArchivedEvent> = events
+            .iter()
+            .filter(|((task, key), _)| {
+                *task == task_id && after.as_ref().is_none_or(|after| key > after)
+            })
+            .map(|(_, event)| event.clone())
+            .take(limit.max(1) + 1)
+            .collect();
+        let next_cursor = if items.len() > limit.max(1) {
+            items.truncate(limit.max(1));
+            items.last().map(|event| event.event_key())
+        } else {
+            None
+        };
+        Ok(crate::archive::ArchivePage { items, next_cursor })
+    }
+}

@@ -13,6 +13,8 @@ pub enum ConfigError {
     /// `reason` never repeats the value, which may be a secret.
     #[error("environment variable {name} is not valid: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error("no AWS region: set AWS_REGION, or a `region` in the profile that AWS_PROFILE names")]
+    NoRegion,
 }
 
 impl ConfigError {

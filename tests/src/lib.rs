@@ -11,6 +11,7 @@ use axum::http::Method;
 use cicd_monitor::{BuildNotifier, CicdSettings, WebhookNotifier};
 use dashboard::DashboardSettings;
 use dev_server::event_source::EventSourceMapping;
+use event_archive::ArchiveSettings;
 use ml_classifier::ClassifierSettings;
 use outbox_sweeper::{Sweeper, SweeperConfig, SweeperSettings};
 use serde::Deserialize;
@@ -76,7 +77,16 @@ fn run_python(script: &str, args: &[&str], prefix: &str) -> String {
 
 /// What `provision.py functions` says of each function in template.yaml (offline).
 pub fn template_functions() -> String {
-    run_python("infra/provision.py", &["functions"], "template-check")
+    template_functions_with(&[])
+}
+
+/// The same with template parameters set (`NAME=VALUE` each).
+pub fn template_functions_with(parameters: &[&str]) -> String {
+    let mut args = vec!["functions"];
+    for parameter in parameters {
+        args.extend(["--param", parameter]);
+    }
+    run_python("infra/provision.py", &args, "template-check")
 }
 
 /// template.yaml as JSON, short tags in their long form, nothing resolved (offline).
@@ -123,6 +133,7 @@ impl TestEnv {
         let provisioned: Provisioned =
             serde_json::from_str(&json).unwrap_or_else(|err| panic!("{err}: {json}"));
         let aws = clients::load_config()
+            .await
             .unwrap_or_else(|err| panic!("{err}: run the tests with `infra/local.sh test`"));
         let resources = provisioned.resources;
         let attribute = |id: &str, key: &str| resources[id][key].clone();
@@ -316,7 +327,7 @@ impl Drop for RunningConsumers {
 }
 
 impl TestEnv {
-    /// Starts the three consumers over this test's resources, as the local event source
+    /// Starts the four consumers over this test's resources, as the local event source
     /// mapping runs them; failed messages come back after `retry_base` × 2^(receives − 1).
     pub async fn start_consumers(
         &self,
@@ -365,6 +376,17 @@ impl TestEnv {
                 .build(&self.aws)
                 .await
                 .expect("the cicd-monitor starts"),
+            ),
+            (
+                "EventArchive",
+                ArchiveSettings {
+                    backoff: RetryBackoff {
+                        base: retry_base,
+                        max: Duration::from_secs(60),
+                    },
+                    ..self.settings::<ArchiveSettings>()
+                }
+                .build(&self.aws),
             ),
         ];
         let mut pollers = Vec::new();

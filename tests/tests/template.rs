@@ -8,13 +8,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use cicd_monitor::CicdSettings;
 use dashboard::DashboardSettings;
 use dev_server::functions::crate_name;
+use event_archive::ArchiveSettings;
 use ml_classifier::ClassifierSettings;
 use outbox_sweeper::SweeperSettings;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::settings::{Settings, Variables};
 use task_api::ApiSettings;
-use tests::{repository, template_functions, template_json, transformed_template};
+use tests::{
+    repository, template_functions, template_functions_with, template_json, transformed_template,
+};
 
 #[derive(Debug, Deserialize)]
 struct Function {
@@ -101,9 +104,48 @@ fn when_the_template_is_read_should_match_the_function_crates_and_set_every_vari
             "ml-classifier" => configure::<ClassifierSettings>(&function.env),
             "dashboard" => configure::<DashboardSettings>(&function.env),
             "cicd-monitor" => configure::<CicdSettings>(&function.env),
+            "event-archive" => configure::<ArchiveSettings>(&function.env),
             other => panic!("no settings known for the function crate {other}; add them here"),
         };
         assert!(problems.is_empty(), "{logical_id}: {problems:?}");
+    }
+}
+
+/// Each function's variables, by logical id, with `parameters` set.
+fn function_variables(parameters: &[&str]) -> BTreeMap<String, BTreeMap<String, String>> {
+    let json = template_functions_with(parameters);
+    let template: Functions =
+        serde_json::from_str(&json).unwrap_or_else(|err| panic!("{err}: {json}"));
+    template
+        .functions
+        .into_iter()
+        .map(|(id, function)| (id, function.env))
+        .collect()
+}
+
+#[test]
+fn when_no_local_endpoint_is_given_no_function_should_have_an_endpoint_variable() {
+    // Given the template's defaults, as a deploy to AWS takes them
+    let functions = function_variables(&[]);
+    assert!(!functions.is_empty());
+
+    // Then no function has any endpoint variable: the SDK calls the region's endpoints
+    for (logical_id, env) in &functions {
+        let endpoints: Vec<&String> = env
+            .keys()
+            .filter(|name| name.starts_with("AWS_ENDPOINT_URL"))
+            .collect();
+        assert!(endpoints.is_empty(), "{logical_id} sets {endpoints:?}");
+    }
+
+    // And given LocalEndpointUrl, as `sam local` is given it, every function has it
+    let url = "http://localstack:4566";
+    for (logical_id, env) in function_variables(&[&format!("LocalEndpointUrl={url}")]) {
+        assert_eq!(
+            env.get("AWS_ENDPOINT_URL").map(String::as_str),
+            Some(url),
+            "{logical_id}"
+        );
     }
 }
 
@@ -157,7 +199,7 @@ fn when_the_template_is_read_should_encrypt_every_table_queue_and_the_events_top
     // And every queue, dead-letter queues included, with SQS-managed keys, which SNS
     // can deliver to without a key policy
     let queues = resources(&template, "AWS::SQS::Queue");
-    assert_eq!(queues.len(), 6, "{:?}", queues.keys());
+    assert_eq!(queues.len(), 8, "{:?}", queues.keys());
     for (id, queue) in &queues {
         assert_eq!(
             queue["Properties"]["SqsManagedSseEnabled"],
@@ -347,7 +389,7 @@ fn when_the_template_is_read_should_limit_callers_and_bound_concurrency_by_param
             );
         }
     }
-    assert_eq!(consumers, 3);
+    assert_eq!(consumers, 4);
 }
 
 #[test]
@@ -591,7 +633,7 @@ fn when_the_template_is_transformed_should_attach_no_managed_policy_but_xray_wri
 
     // Then every function has a role of the template's
     let function_roles = function_roles(&template);
-    assert_eq!(function_roles.len(), 5, "{function_roles:?}");
+    assert_eq!(function_roles.len(), 6, "{function_roles:?}");
     for role in function_roles.values() {
         assert!(roles.contains_key(role.as_str()), "{role} is not a role");
     }
@@ -696,7 +738,7 @@ fn when_the_template_is_transformed_should_let_each_function_use_only_its_own_qu
             .or_default()
             .extend([queue.to_owned(), dead_letters.to_owned()]);
     }
-    assert_eq!(queues.len(), 3, "{queues:?}");
+    assert_eq!(queues.len(), 4, "{queues:?}");
 
     for (function, role) in &function_roles {
         // Then its SQS actions name its own queue and dead-letter queue, and nothing else
@@ -777,10 +819,12 @@ fn when_the_template_is_transformed_should_let_the_task_api_query_only_a_users_t
     let statements = role_statements(&template);
     let role = &function_roles(&template)["TaskApiFunction"];
 
-    // Then Query is allowed on the by_user index alone
+    // Then Query on the tasks table is allowed on the by_user index alone (the outbox
+    // index is the sweeper's; a timeline is queried on the archive by task id)
     let queries: Vec<&Value> = grants(&statements, role, "dynamodb")
         .into_iter()
         .filter(|s| actions(s).iter().any(|a| a == "dynamodb:query"))
+        .filter(|s| named_resources(s).contains(&"TasksTable".to_owned()))
         .collect();
     assert_eq!(queries.len(), 1, "{queries:?}");
     assert_eq!(
@@ -942,7 +986,7 @@ fn when_the_template_is_read_should_keep_tables_of_record_and_dead_letters_from_
             "{dlq}"
         );
     }
-    assert_eq!(dead_letter_queues, 3);
+    assert_eq!(dead_letter_queues, 4);
 }
 
 #[test]

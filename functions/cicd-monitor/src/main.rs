@@ -8,7 +8,7 @@ use shared::{consumer, metrics, telemetry};
 async fn main() -> Result<(), lambda_runtime::Error> {
     let telemetry = telemetry::init("cicd-monitor");
     let settings = CicdSettings::from_variables(&Variables::from_env())?;
-    let aws = clients::load_config()?;
+    let aws = clients::load_config().await?;
     // The webhook URL is read from its secret here, once per cold start.
     let consumer = settings.build(&aws).await?;
     metrics::Measure::ColdStart("cicd-monitor").emit();

@@ -17,6 +17,10 @@ pub struct TrainingExample {
     pub tokens_used: u64,
     pub cost_usd: f64,
     pub duration_ms: u64,
+    /// Why a failed task failed, from its `TaskFailed` event (absent for completed tasks,
+    /// and for failures announced before the event carried it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
     pub event_id: Uuid,
     #[serde(with = "shared::time")]
     pub recorded_at: DateTime<Utc>,

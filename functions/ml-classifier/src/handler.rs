@@ -74,6 +74,7 @@ impl Classifier {
                 tokens_used: d.tokens_used,
                 cost_usd: d.cost_usd,
                 duration_ms: d.duration_ms,
+                error_message: None,
                 event_id: event.id,
                 recorded_at: time::now(),
             },
@@ -86,6 +87,7 @@ impl Classifier {
                 tokens_used: d.tokens_used,
                 cost_usd: d.cost_usd,
                 duration_ms: d.duration_ms,
+                error_message: d.error_message.clone(),
                 event_id: event.id,
                 recorded_at: time::now(),
             },
@@ -210,5 +212,23 @@ mod tests {
         assert_eq!(examples[0].outcome, TaskStatus::Completed);
         assert_eq!(examples[0].strategy, ExecutionStrategy::Iterative);
         assert_eq!(examples[0].tokens_used, 900);
+        assert_eq!(examples[0].error_message, None);
+    }
+
+    #[tokio::test]
+    async fn when_a_task_fails_should_record_why_in_its_training_example() {
+        let f = fixture();
+        let [_, _, failed] = Run {
+            fails: true,
+            ..Run::default()
+        }
+        .events();
+
+        f.classifier.handle(&failed).await.unwrap();
+
+        let examples = f.examples.all();
+        assert_eq!(examples.len(), 1);
+        assert_eq!(examples[0].outcome, TaskStatus::Failed);
+        assert_eq!(examples[0].error_message.as_deref(), Some("it broke"));
     }
 }

@@ -8,7 +8,7 @@ use shared::{consumer, metrics, telemetry};
 async fn main() -> Result<(), lambda_runtime::Error> {
     let telemetry = telemetry::init("ml-classifier");
     let settings = ClassifierSettings::from_variables(&Variables::from_env())?;
-    let aws = clients::load_config()?;
+    let aws = clients::load_config().await?;
     let consumer = settings.build(&aws);
     metrics::Measure::ColdStart("ml-classifier").emit();
     consumer::run_lambda(consumer, &telemetry).await

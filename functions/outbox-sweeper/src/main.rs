@@ -11,7 +11,7 @@ use shared::{metrics, telemetry};
 async fn main() -> Result<(), Error> {
     let telemetry = telemetry::init("outbox-sweeper");
     let settings = SweeperSettings::from_variables(&Variables::from_env())?;
-    let aws = clients::load_config()?;
+    let aws = clients::load_config().await?;
     let sweeper = settings.build(&aws);
     metrics::Measure::ColdStart("outbox-sweeper").emit();
 

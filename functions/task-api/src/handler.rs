@@ -14,7 +14,10 @@ use axum::{Extension, Router};
 use dashboard::{DashboardStats, DashboardStore};
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
-use shared::service::{Caller, Command, TaskError, TaskService};
+use shared::archive::EventArchive;
+use shared::domain::DomainError;
+use shared::ports::StoreError;
+use shared::service::{Caller, Command, TaskError, TaskService, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use shared::telemetry::{record_trace_id, remote_parent};
 use tracing::field::Empty;
 use tracing::{info_span, Instrument, Span};
@@ -35,7 +38,7 @@ use crate::requests::{
     self, Classify, Complete, CreateTask, Fail, JsonBody, Start, MAX_BODY_BYTES,
 };
 use crate::response_headers::response_headers;
-use crate::responses::{self, ErrorBody, TaskPage, TaskView};
+use crate::responses::{self, ErrorBody, EventPage, TaskPage, TaskView};
 
 /// The scope that lets a caller read the statistics of all tasks, unless configured.
 pub const DEFAULT_OPERATOR_SCOPE: &str = "orchestration/operator";
@@ -47,6 +50,8 @@ pub struct Deps {
     pub dashboard: Arc<dyn DashboardStore>,
     /// The `Idempotency-Key`s of requests and their answers.
     pub request_keys: Arc<dyn RequestKeys>,
+    /// Every task's events as they were published, for its timeline.
+    pub archive: Arc<dyn EventArchive>,
     /// The scope `GET /dashboard/stats` asks for.
     pub operator_scope: String,
     /// How the dashboard page's callers name themselves (`/dashboard/identity.json`).
@@ -58,11 +63,13 @@ impl Deps {
         tasks: TaskService,
         dashboard: Arc<dyn DashboardStore>,
         request_keys: Arc<dyn RequestKeys>,
+        archive: Arc<dyn EventArchive>,
     ) -> Self {
         Deps {
             tasks,
             dashboard,
             request_keys,
+            archive,
             operator_scope: DEFAULT_OPERATOR_SCOPE.to_owned(),
             page_identity: page::BEARER_IDENTITY,
         }
@@ -121,7 +128,9 @@ fn routes() -> OpenApiRouter<Deps> {
         .routes(routes!(start_task))
         .routes(routes!(complete_task))
         .routes(routes!(fail_task))
+        .routes(routes!(task_events))
         .routes(routes!(dashboard_stats))
+        .routes(routes!(dashboard_task_events))
 }
 
 /// The OpenAPI document of the routes.
@@ -560,6 +569,106 @@ async fn dashboard_stats(
     Ok(responses::json(StatusCode::OK, &stats))
 }
 
+/// The events of `id`, oldest first, a page at a time.
+async fn events_page(deps: &Deps, id: Uuid, query: Option<&str>) -> Result<Response, ApiError> {
+    let (limit, cursor) = requests::page(query)?;
+    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(TaskError::from(DomainError::validation(
+            "limit",
+            format!("must be from 1 to {MAX_PAGE_SIZE}"),
+        ))
+        .into());
+    }
+    let page = deps
+        .archive
+        .timeline(id, limit as usize, cursor.as_deref())
+        .await
+        .map_err(TaskError::from)?;
+    let items = page
+        .items
+        .iter()
+        .map(|event| {
+            serde_json::from_str(&event.body).map_err(|err| {
+                TaskError::from(StoreError::Backend(format!(
+                    "archived event {} is not JSON: {err}",
+                    event.event_id
+                )))
+            })
+        })
+        .collect::<Result<Vec<serde_json::Value>, _>>()?;
+    let body = EventPage {
+        items,
+        next_cursor: page.next_cursor,
+    };
+    Ok(responses::json(StatusCode::OK, &body))
+}
+
+/// A task's events, oldest first: each CloudEvent as it was published (see asyncapi.yaml).
+///
+/// Only its owner sees them; they appear once the event archive has stored them, within
+/// seconds of each change.
+#[utoipa::path(
+    get,
+    path = "/tasks/{id}/events",
+    tag = "tasks",
+    operation_id = "listTaskEvents",
+    params(
+        ("id" = Uuid, Path, description = "The task's id"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Events per page (default 20)"),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of the task's events", body = EventPage),
+        (status = 400, description = "Bad id, `limit` or `cursor`", body = ErrorBody),
+        (status = 401, description = "No caller identity", body = ErrorBody),
+        (status = 404, description = "No such task of the caller's", body = ErrorBody),
+        (status = 500, description = "Storage failed; quote `request_id`", body = ErrorBody),
+    )
+)]
+async fn task_events(
+    State(deps): State<Deps>,
+    Authenticated(_, caller): Authenticated,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let task = deps.tasks.get(&caller, task_id(&id)?).await?;
+    events_page(&deps, task.id, query.as_deref()).await
+}
+
+/// Any task's events, for operators (the dashboard page's timeline).
+///
+/// Needs the operator scope, as the statistics do.
+#[utoipa::path(
+    get,
+    path = "/dashboard/tasks/{id}/events",
+    tag = "dashboard",
+    operation_id = "dashboardTaskEvents",
+    params(
+        ("id" = Uuid, Path, description = "The task's id"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Events per page (default 20)"),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of the task's events (none for an unknown task)", body = EventPage),
+        (status = 400, description = "Bad id, `limit` or `cursor`", body = ErrorBody),
+        (status = 401, description = "No caller identity", body = ErrorBody),
+        (status = 403, description = "The caller lacks the operator scope", body = ErrorBody),
+        (status = 500, description = "Storage failed; quote `request_id`", body = ErrorBody),
+    )
+)]
+async fn dashboard_task_events(
+    State(deps): State<Deps>,
+    Authenticated(identity, _): Authenticated,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    if !identity.has_scope(&deps.operator_scope) {
+        return Err(ApiError::forbidden(&deps.operator_scope));
+    }
+    events_page(&deps, task_id(&id)?, query.as_deref()).await
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::{to_bytes, Body};
@@ -578,22 +687,26 @@ mod tests {
         store: Arc<MemoryStore>,
         publisher: Arc<RecordingPublisher>,
         dashboard: Arc<MemoryDashboard>,
+        archive: Arc<shared::memory::MemoryArchive>,
     }
 
     fn fixture() -> Fixture {
         let store = Arc::new(MemoryStore::new());
         let publisher = Arc::new(RecordingPublisher::new());
         let dashboard = Arc::new(MemoryDashboard::default());
+        let archive = Arc::new(shared::memory::MemoryArchive::default());
         let deps = Deps::new(
             TaskService::new(store.clone(), store.clone(), publisher.clone()),
             dashboard.clone(),
             crate::MemoryRequestKeys::new(),
+            archive.clone(),
         );
         Fixture {
             deps,
             store,
             publisher,
             dashboard,
+            archive,
         }
     }
 
@@ -1124,6 +1237,91 @@ mod tests {
         let (status, body) = call(&f, Some("mallory"), Method::GET, &path, "").await;
 
         assert_eq!((status, body["field"].as_str()), (400, Some("cursor")));
+    }
+
+    /// Drives a task to completion and archives what was published, as the archive would.
+    async fn archived_lifecycle(f: &Fixture) -> String {
+        let id = created(f).await;
+        for (action, body) in [
+            (
+                "classify",
+                r#"{"task_type":"BugFix","complexity":"Simple"}"#,
+            ),
+            ("start", r#"{"strategy":"SingleShot"}"#),
+            ("complete", r#"{"tokens_used":10,"cost_usd":0.5}"#),
+        ] {
+            let path = format!("/tasks/{id}/{action}");
+            assert_eq!(
+                call(f, Some("alice"), Method::POST, &path, body).await.0,
+                200
+            );
+        }
+        use shared::archive::{ArchivedEvent, EventArchive};
+        for event in f.publisher.published().iter().rev() {
+            let archived = ArchivedEvent::of(event, &event.to_json());
+            f.archive.archive(&archived).await.unwrap();
+        }
+        id
+    }
+
+    #[tokio::test]
+    async fn when_the_owner_asks_for_a_tasks_events_should_page_them_in_order() {
+        let f = fixture();
+        let id = archived_lifecycle(&f).await;
+
+        let path = format!("/tasks/{id}/events?limit=2");
+        let (status, first) = call(&f, Some("alice"), Method::GET, &path, "").await;
+        assert_eq!(status, 200, "{first}");
+        let cursor = first["next_cursor"].as_str().expect("a second page");
+        let path = format!("/tasks/{id}/events?limit=2&cursor={cursor}");
+        let (status, second) = call(&f, Some("alice"), Method::GET, &path, "").await;
+        assert_eq!(status, 200, "{second}");
+        assert!(second["next_cursor"].is_null(), "{second}");
+
+        let items: Vec<&Value> = first["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(second["items"].as_array().unwrap())
+            .collect();
+        let types: Vec<&str> = items.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            ["task.created.v1", "task.started.v1", "task.completed.v1"]
+        );
+        assert!(items.iter().all(|e| e["subject"] == id.as_str()));
+        assert_eq!(items[2]["data"]["tokens_used"], 10);
+    }
+
+    #[tokio::test]
+    async fn when_anyone_else_asks_for_a_tasks_events_should_not_find_it() {
+        let f = fixture();
+        let id = archived_lifecycle(&f).await;
+
+        let path = format!("/tasks/{id}/events");
+        let (status, body) = call(&f, Some("mallory"), Method::GET, &path, "").await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+
+        // An operator reads any task's events on the dashboard's route, with the scope only.
+        let path = format!("/dashboard/tasks/{id}/events");
+        let (status, _) = call(&f, Some("mallory"), Method::GET, &path, "").await;
+        assert_eq!(status, 403);
+        let mut request = request(Some("mallory"), Method::GET, &path, "");
+        request.headers_mut().insert(
+            identity::SCOPES_HEADER,
+            HeaderValue::from_static("orchestration/operator"),
+        );
+        let (status, _, body) = send(local(&f), request).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["items"].as_array().unwrap().len(), 3);
+
+        let path = format!("/tasks/{id}/events?cursor=not-one-of-ours");
+        let (status, body) = call(&f, Some("alice"), Method::GET, &path, "").await;
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (400, Some("cursor")),
+            "{body}"
+        );
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use task_api::{identity, router, staged, ApiSettings};
 async fn main() -> Result<(), Error> {
     let telemetry = telemetry::init("task-api");
     let settings = ApiSettings::from_variables(&Variables::from_env())?;
-    let aws = clients::load_config()?;
+    let aws = clients::load_config().await?;
     let deps = settings.build(&aws);
     metrics::Measure::ColdStart("task-api").emit();
 

@@ -75,6 +75,16 @@ pub struct TaskPage<'a> {
     pub next_cursor: Option<String>,
 }
 
+/// A page of a task's events, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    /// CloudEvents 1.0 documents as they were published (`asyncapi.yaml`, `schemas/`).
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<serde_json::Value>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
 /// Every error answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody<'a> {

@@ -1,5 +1,5 @@
 //! The task API's settings: `TASKS_TABLE`, `EVENTS_TOPIC_ARN`, `DASHBOARD_TABLE`,
-//! `REQUEST_KEYS_TABLE` (the `Idempotency-Key`s),
+//! `REQUEST_KEYS_TABLE` (the `Idempotency-Key`s), `EVENT_ARCHIVE_TABLE` (the timelines),
 //! `DASHBOARD_SHARDS` (default 64), `OUTBOX_SHARDS` (default 32), `OPERATOR_SCOPE` (the
 //! scope the statistics need, default `orchestration/operator`) and `API_STAGE` (the HTTP
 //! API's stage, whose name prefixes the paths API Gateway passes on).
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use dashboard::{counter_shards, DynamoDashboardStore, DASHBOARD_SHARDS, DASHBOARD_TABLE};
 use shared::adapters::clients::SdkConfig;
-use shared::adapters::{clients, DynamoTaskStore, SnsPublisher};
+use shared::adapters::{clients, DynamoEventArchive, DynamoTaskStore, SnsPublisher};
 use shared::retry::Backoff;
 use shared::service::TaskService;
 use shared::settings::{
@@ -22,6 +22,7 @@ const EVENTS_TOPIC_ARN: &str = "EVENTS_TOPIC_ARN";
 const OPERATOR_SCOPE: &str = "OPERATOR_SCOPE";
 const REQUEST_KEYS_TABLE: &str = "REQUEST_KEYS_TABLE";
 const API_STAGE: &str = "API_STAGE";
+const EVENT_ARCHIVE_TABLE: &str = "EVENT_ARCHIVE_TABLE";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiSettings {
@@ -29,6 +30,7 @@ pub struct ApiSettings {
     pub topic_arn: String,
     pub dashboard_table: String,
     pub request_keys_table: String,
+    pub archive_table: String,
     pub dashboard_shards: u32,
     pub outbox_shards: u32,
     pub operator_scope: String,
@@ -45,6 +47,7 @@ impl Settings for ApiSettings {
             EVENTS_TOPIC_ARN,
             DASHBOARD_TABLE,
             REQUEST_KEYS_TABLE,
+            EVENT_ARCHIVE_TABLE,
             DASHBOARD_SHARDS,
             OUTBOX_SHARDS,
             OPERATOR_SCOPE,
@@ -59,6 +62,7 @@ impl Settings for ApiSettings {
             topic_arn: variables.required(EVENTS_TOPIC_ARN)?,
             dashboard_table: variables.required(DASHBOARD_TABLE)?,
             request_keys_table: variables.required(REQUEST_KEYS_TABLE)?,
+            archive_table: variables.required(EVENT_ARCHIVE_TABLE)?,
             dashboard_shards: counter_shards(variables)?,
             outbox_shards: outbox_shards(variables)?,
             operator_scope: variables
@@ -93,6 +97,13 @@ impl ApiSettings {
             request_keys: Arc::new(DynamoRequestKeys::new(
                 clients::dynamodb(aws),
                 &self.request_keys_table,
+            )),
+            // The reader of the timeline: its writer's retention and shards do not apply.
+            archive: Arc::new(DynamoEventArchive::new(
+                clients::dynamodb(aws),
+                &self.archive_table,
+                1,
+                std::time::Duration::ZERO,
             )),
             operator_scope: self.operator_scope.clone(),
             page_identity: crate::page::BEARER_IDENTITY,

@@ -49,7 +49,9 @@ fn the_document_should_describe_every_operation_with_its_errors_and_security() {
         ("/tasks/{id}/start", "post"),
         ("/tasks/{id}/complete", "post"),
         ("/tasks/{id}/fail", "post"),
+        ("/tasks/{id}/events", "get"),
         ("/dashboard/stats", "get"),
+        ("/dashboard/tasks/{id}/events", "get"),
     ];
     let paths = document["paths"].as_object().unwrap();
     let described: usize = paths

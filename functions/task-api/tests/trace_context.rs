@@ -26,6 +26,7 @@ async fn traced_create(headers: &[(&'static str, &str)]) -> (SpanData, EventEnve
         TaskService::new(store.clone(), store, publisher.clone()),
         Arc::new(MemoryDashboard::default()),
         MemoryRequestKeys::new(),
+        Arc::new(shared::memory::MemoryArchive::default()),
     );
     let mut request = axum::http::Request::builder()
         .method(Method::POST)

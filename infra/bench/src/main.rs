@@ -99,9 +99,10 @@ async fn main() -> Result<()> {
             env,
         })
     };
+    let aws = shared::adapters::clients::load_config().await?;
     let bench = Bench {
         args: &args,
-        sqs: aws_sdk_sqs::Client::new(&shared::adapters::clients::load_config()?),
+        sqs: aws_sdk_sqs::Client::new(&aws),
     };
     let per_run = args.cold_starts + args.invocations;
     let mut rows = Vec::new();
@@ -219,7 +220,7 @@ async fn main() -> Result<()> {
         "[bench] publishing {} × {} events each way",
         args.publish_rounds, args.publish_k
     );
-    let sns = aws_sdk_sns::Client::new(&shared::adapters::clients::load_config()?);
+    let sns = aws_sdk_sns::Client::new(&aws);
     let publish_events: Vec<publish::Event> = classifier_messages
         .iter()
         .cycle()

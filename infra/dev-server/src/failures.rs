@@ -62,6 +62,19 @@ impl EventHandler for FailingShare {
     }
 
     async fn handle(&self, event: &EventEnvelope) -> Result<(), ConsumerError> {
+        self.fail_once(event)?;
+        self.inner.handle(event).await
+    }
+
+    async fn handle_body(&self, event: &EventEnvelope, body: &str) -> Result<(), ConsumerError> {
+        self.fail_once(event)?;
+        self.inner.handle_body(event, body).await
+    }
+}
+
+impl FailingShare {
+    /// Fails the event the first time, if it is in the share.
+    fn fail_once(&self, event: &EventEnvelope) -> Result<(), ConsumerError> {
         if picked(event.id, self.name(), self.share) {
             let first = self
                 .failed
@@ -74,7 +87,7 @@ impl EventHandler for FailingShare {
                 )));
             }
         }
-        self.inner.handle(event).await
+        Ok(())
     }
 }
 

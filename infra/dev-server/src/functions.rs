@@ -5,6 +5,7 @@ use std::error::Error;
 
 use cicd_monitor::CicdSettings;
 use dashboard::DashboardSettings;
+use event_archive::ArchiveSettings;
 use ml_classifier::ClassifierSettings;
 use shared::adapters::clients::SdkConfig;
 use shared::consumer::Consumer;
@@ -20,6 +21,7 @@ pub async fn consumer(
         "ml-classifier" => ClassifierSettings::from_variables(variables)?.build(aws),
         "dashboard" => DashboardSettings::from_variables(variables)?.build(aws),
         "cicd-monitor" => CicdSettings::from_variables(variables)?.build(aws).await?,
+        "event-archive" => ArchiveSettings::from_variables(variables)?.build(aws),
         _ => return Err(format!("no consumer is built from {code_uri}").into()),
     })
 }

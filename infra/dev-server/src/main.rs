@@ -57,7 +57,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let sweeper = SweeperSettings::from_variables(&variables)?;
     let failure_share = failures::share(&variables)?;
 
-    let aws = clients::load_config()?;
+    let aws = clients::load_config().await?;
     let deps = api.build(&aws);
     let sweeper = sweeper.build(&aws);
     let mut background = JoinSet::new();

@@ -1,5 +1,6 @@
 //! What the audit reads straight from the emulators: items by key, table sizes, queue
-//! depths. Endpoints come from the SDK's `AWS_ENDPOINT_URL_*` variables.
+//! depths. The configuration is the SDK's default (`AWS_ENDPOINT_URL_*`, `AWS_PROFILE`, ...);
+//! a fault run names the endpoints of the emulators it started.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -45,12 +46,36 @@ pub const DEAD_LETTER_QUEUES: [&str; 3] = [
     "CicdMonitorDeadLetterQueue",
 ];
 
+/// Endpoints that replace the configuration's, per service.
+#[derive(Debug, Default)]
+pub struct Endpoints {
+    pub dynamodb: Option<String>,
+    pub sqs: Option<String>,
+}
+
 impl Aws {
-    pub fn from_env(prefix: &str) -> Result<Self, ConfigError> {
-        let config = clients::load_config()?;
+    /// Clients of the default configuration, at `endpoints` where they name one.
+    pub async fn connect(prefix: &str, endpoints: &Endpoints) -> Result<Self, ConfigError> {
+        let config = clients::load_config().await?;
+        let dynamodb = match &endpoints.dynamodb {
+            Some(url) => aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&config)
+                    .endpoint_url(url)
+                    .build(),
+            ),
+            None => clients::dynamodb(&config),
+        };
+        let sqs = match &endpoints.sqs {
+            Some(url) => aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&config)
+                    .endpoint_url(url)
+                    .build(),
+            ),
+            None => clients::sqs(&config),
+        };
         Ok(Aws {
-            dynamodb: clients::dynamodb(&config),
-            sqs: clients::sqs(&config),
+            dynamodb,
+            sqs,
             prefix: prefix.to_owned(),
         })
     }

@@ -10,10 +10,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use load::api::Api;
 use load::audit::Verdict;
-use load::aws::Aws;
+use load::aws::{Aws, Endpoints};
 use load::faults::environment::Emulators;
 use load::faults::schedule::{FaultPlan, Injected};
-use load::faults::{local_url, FaultRun, ServerSettings};
+use load::faults::{FaultRun, ServerSettings};
 use load::latency::Latencies;
 use load::plan::Shares;
 use load::report;
@@ -115,20 +115,10 @@ fn settings(args: &Args) -> Settings {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    // A fault run's emulators get free ports now, before any thread exists, so that this
-    // process's own SDK clients can be pointed at them through the standard variables.
+    // A fault run's emulators, on free ports.
     let emulators = if args.faults {
         match Emulators::new(args.local_sh.clone()) {
-            Ok(emulators) => {
-                let localstack = local_url(emulators.localstack_port);
-                std::env::set_var("AWS_ENDPOINT_URL_SQS", &localstack);
-                std::env::set_var("AWS_ENDPOINT_URL_SNS", &localstack);
-                std::env::set_var(
-                    "AWS_ENDPOINT_URL_DYNAMODB",
-                    local_url(emulators.dynamodb_port),
-                );
-                Some(emulators)
-            }
+            Ok(emulators) => Some(emulators),
             Err(err) => {
                 eprintln!("load: {err}");
                 return ExitCode::from(2);
@@ -162,7 +152,7 @@ fn main() -> ExitCode {
 
 async fn plain_run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     let api = Api::new(&args.base_url, Latencies::default())?;
-    let aws = Aws::from_env(&args.prefix)?;
+    let aws = Aws::connect(&args.prefix, &Endpoints::default()).await?;
     let settings = settings(args);
     eprintln!(
         "load: {} lifecycles, {} clients against {} (prefix {}); this tool assumes it is alone on that server",

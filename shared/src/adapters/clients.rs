@@ -1,62 +1,30 @@
-//! SDK clients built once per process from one shared AWS configuration, read from the
-//! process environment alone: what Lambda gives a function (`AWS_REGION` and the role's
-//! credentials), and the SDK's own `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`
-//! variables for endpoints.
+//! SDK clients built once per process from one shared AWS configuration, loaded by
+//! `aws-config` as every AWS program loads it: credentials from the default chain (the
+//! environment first, which is where Lambda puts the role's; then the profile that
+//! `AWS_PROFILE` names, web identity, container and instance credentials), the region from
+//! `AWS_REGION` or the profile, and endpoints from the SDK's own `AWS_ENDPOINT_URL` /
+//! `AWS_ENDPOINT_URL_<SERVICE>` variables or the profile's `endpoint_url`. The code has no
+//! local mode: the emulators are endpoints like any other.
 //!
-//! `aws-config`'s default chain would also look for profile files, web identity tokens
-//! and the container and instance metadata endpoints, none of which a function has: it
-//! would make every binary about half a megabyte larger (an STS client, an IMDS client,
-//! profile parsing) for sources Lambda never uses.
+//! On top of the defaults: bounded timeouts, the SDK's standard retries, and one HTTPS
+//! client for the loader's own providers and every SDK client.
 
 use std::time::Duration;
 
-use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_credential_types::Credentials;
-use aws_sdk_dynamodb::config::BehaviorVersion;
-use aws_types::region::Region;
-use aws_types::sdk_config::{RetryConfig, StalledStreamProtectionConfig, TimeoutConfig};
-use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
-pub use aws_types::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
+use aws_config::timeout::TimeoutConfig;
+pub use aws_config::SdkConfig;
+use aws_config::{BehaviorVersion, ConfigLoader};
 
 use super::tls;
 use crate::retry::Backoff;
 use crate::settings::ConfigError;
 
-/// Region, credentials and endpoints from the environment, bounded timeouts, the SDK's
-/// standard retries, and one HTTPS client for every SDK client built from it.
-pub fn load_config() -> Result<SdkConfig, ConfigError> {
-    config_from(&|name| std::env::var(name).ok())
-}
-
-type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-fn config_from(env: Lookup<'_>) -> Result<SdkConfig, ConfigError> {
-    let set = |name: &str| env(name).filter(|value| !value.trim().is_empty());
-    let region = set("AWS_REGION")
-        .or_else(|| set("AWS_DEFAULT_REGION"))
-        .ok_or(ConfigError::Missing("AWS_REGION"))?;
-    let access_key = set("AWS_ACCESS_KEY_ID").ok_or(ConfigError::Missing("AWS_ACCESS_KEY_ID"))?;
-    let secret_key =
-        set("AWS_SECRET_ACCESS_KEY").ok_or(ConfigError::Missing("AWS_SECRET_ACCESS_KEY"))?;
-    let credentials = Credentials::new(
-        access_key,
-        secret_key,
-        set("AWS_SESSION_TOKEN"),
-        None,
-        "environment",
-    );
-    let endpoints = EnvironmentEndpoints {
-        per_service: ["DynamoDB", "SNS", "SQS", "Secrets Manager"]
-            .into_iter()
-            .filter_map(|service| {
-                set(&service_variable("AWS_ENDPOINT_URL", service)).map(|url| (service, url))
-            })
-            .collect(),
-    };
-    let mut builder = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region))
-        .credentials_provider(SharedCredentialsProvider::new(credentials))
+/// The default chain with this project's timeouts, retries and HTTPS client, for a caller
+/// to add to (a tool's `--profile`, an endpoint) before `load`.
+pub fn loader() -> ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
         .http_client(tls::https_client())
         .retry_config(RetryConfig::standard())
         .timeout_config(
@@ -69,38 +37,22 @@ fn config_from(env: Lookup<'_>) -> Result<SdkConfig, ConfigError> {
         // Every call's bodies are small JSON documents, and the attempt timeout above bounds
         // a stalled one; the SDK's stream monitor would add a timer to each body.
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-        .service_config(endpoints);
-    if let Some(url) = set("AWS_ENDPOINT_URL") {
-        builder = builder.endpoint_url(url);
+}
+
+/// Loads the configuration once for the process. Credentials are resolved at the first
+/// call and cached; only the region is required here, so that a process without one stops
+/// at start-up saying so rather than at its first request.
+pub async fn load_config() -> Result<SdkConfig, ConfigError> {
+    loaded(loader()).await
+}
+
+/// Loads what `loader` describes, with the same check.
+pub async fn loaded(loader: ConfigLoader) -> Result<SdkConfig, ConfigError> {
+    let config = loader.load().await;
+    if config.region().is_none() {
+        return Err(ConfigError::NoRegion);
     }
-    Ok(builder.build())
-}
-
-/// `AWS_ENDPOINT_URL_<SERVICE>`, as the SDK names it: the service id in capitals, spaces
-/// as underscores (`AWS_ENDPOINT_URL_SECRETS_MANAGER`).
-fn service_variable(variable: &str, service_id: &str) -> String {
-    format!(
-        "{variable}_{}",
-        service_id.to_ascii_uppercase().replace(' ', "_")
-    )
-}
-
-/// The service-specific endpoints of the services this project calls, read once.
-#[derive(Debug)]
-struct EnvironmentEndpoints {
-    per_service: Vec<(&'static str, String)>,
-}
-
-impl LoadServiceConfig for EnvironmentEndpoints {
-    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
-        if key.env() != "AWS_ENDPOINT_URL" {
-            return None;
-        }
-        self.per_service
-            .iter()
-            .find(|(service, _)| *service == key.service_id())
-            .map(|(_, url)| url.clone())
-    }
+    Ok(config)
 }
 
 pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
@@ -135,30 +87,16 @@ pub fn sqs_long_polling(config: &SdkConfig, wait: Duration) -> aws_sdk_sqs::Clie
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use aws_config::Region;
+    use aws_types::os_shim_internal::{Env, Fs};
 
     use super::*;
 
-    fn config(variables: &[(&str, &str)]) -> Result<SdkConfig, ConfigError> {
-        let variables: HashMap<String, String> = variables
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect();
-        config_from(&|name| variables.get(name).cloned())
-    }
-
-    /// The endpoint an SDK client built from `aws` takes, as it looks it up: its service's
-    /// own variable first, then the global one.
-    fn endpoint(aws: &SdkConfig, service_id: &str) -> Option<String> {
-        let key = ServiceConfigKey::builder()
-            .service_id(service_id)
-            .env("AWS_ENDPOINT_URL")
-            .profile("endpoint_url")
-            .build()
-            .expect("a key");
-        aws.service_config()
-            .and_then(|config| config.load_config(key))
-            .or_else(|| aws.endpoint_url().map(str::to_owned))
+    /// The loader, reading `variables` and `files` only, never the process's own.
+    fn isolated(variables: &[(&str, &str)], files: &[(&str, &str)]) -> ConfigLoader {
+        loader()
+            .env(Env::from_slice(variables))
+            .fs(Fs::from_slice(files))
     }
 
     const LAMBDA: [(&str, &str); 4] = [
@@ -168,57 +106,62 @@ mod tests {
         ("AWS_SESSION_TOKEN", "token"),
     ];
 
-    #[test]
-    fn lambdas_variables_should_give_the_region_and_endpoints_of_each_service() {
-        let mut variables = LAMBDA.to_vec();
-        variables.push(("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"));
-        variables.push(("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"));
-        let aws = config(&variables).expect("a configuration");
-        assert_eq!(aws.region().map(|r| r.as_ref()), Some("eu-west-1"));
-
-        assert_eq!(
-            endpoint(&aws, "DynamoDB").as_deref(),
-            Some("http://127.0.0.1:8000")
-        );
-        assert_eq!(
-            endpoint(&aws, "SNS").as_deref(),
-            Some("http://127.0.0.1:4566")
-        );
+    #[tokio::test]
+    async fn lambdas_variables_should_give_the_region_and_the_roles_credentials() {
+        let aws = loaded(isolated(&LAMBDA, &[]))
+            .await
+            .expect("a configuration");
+        assert_eq!(aws.region(), Some(&Region::new("eu-west-1")));
+        let credentials = credentials(&aws).await;
+        assert_eq!(credentials.access_key_id(), "AKIDEXAMPLE");
+        assert_eq!(credentials.session_token(), Some("token"));
     }
 
-    #[test]
-    fn without_endpoint_variables_the_sdk_should_resolve_the_regions_endpoints() {
-        let aws = config(&LAMBDA).expect("a configuration");
-        assert_eq!(endpoint(&aws, "DynamoDB"), None);
+    #[tokio::test]
+    async fn a_named_profile_should_give_region_credentials_and_endpoint() {
+        let variables = [
+            ("AWS_PROFILE", "emulators"),
+            ("AWS_CONFIG_FILE", "/home/me/.aws/config"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/home/me/.aws/credentials"),
+            ("HOME", "/home/me"),
+        ];
+        let files = [
+            (
+                "/home/me/.aws/config",
+                "[profile emulators]\nregion = us-east-2\nendpoint_url = http://127.0.0.1:4566\n",
+            ),
+            (
+                "/home/me/.aws/credentials",
+                "[emulators]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = s\n",
+            ),
+        ];
+        let aws = loaded(isolated(&variables, &files))
+            .await
+            .expect("a configuration");
+        assert_eq!(aws.region(), Some(&Region::new("us-east-2")));
+        assert_eq!(aws.endpoint_url(), Some("http://127.0.0.1:4566"));
+        assert_eq!(credentials(&aws).await.access_key_id(), "AKIDPROFILE");
     }
 
-    #[test]
-    fn a_missing_region_or_key_should_be_named() {
-        let without = |name: &str| -> Vec<(&str, &str)> {
-            LAMBDA.iter().copied().filter(|(n, _)| *n != name).collect()
-        };
-        for name in ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-            match config(&without(name)) {
-                Err(ConfigError::Missing(missing)) => assert_eq!(missing, name),
-                other => panic!("without {name}: {other:?}"),
-            }
+    #[tokio::test]
+    async fn without_a_region_should_stop_saying_so() {
+        let without: Vec<_> = LAMBDA
+            .into_iter()
+            .filter(|(n, _)| *n != "AWS_REGION")
+            .collect();
+        let variables = [without.as_slice(), &[("AWS_EC2_METADATA_DISABLED", "true")]].concat();
+        match loaded(isolated(&variables, &[])).await {
+            Err(ConfigError::NoRegion) => {}
+            other => panic!("expected no region, got {other:?}"),
         }
-        let mut legacy = without("AWS_REGION");
-        legacy.push(("AWS_DEFAULT_REGION", "us-east-2"));
-        let aws = config(&legacy).expect("AWS_DEFAULT_REGION stands in");
-        assert_eq!(aws.region().map(|r| r.as_ref()), Some("us-east-2"));
-        assert!(config(&without("AWS_SESSION_TOKEN")).is_ok());
     }
 
-    #[test]
-    fn service_variables_should_be_named_as_the_sdk_names_them() {
-        assert_eq!(
-            service_variable("AWS_ENDPOINT_URL", "Secrets Manager"),
-            "AWS_ENDPOINT_URL_SECRETS_MANAGER"
-        );
-        assert_eq!(
-            service_variable("AWS_ENDPOINT_URL", "DynamoDB"),
-            "AWS_ENDPOINT_URL_DYNAMODB"
-        );
+    async fn credentials(aws: &SdkConfig) -> aws_credential_types::Credentials {
+        use aws_credential_types::provider::ProvideCredentials;
+        aws.credentials_provider()
+            .expect("a credentials provider")
+            .provide_credentials()
+            .await
+            .expect("credentials")
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod dynamo;
+pub mod dynamo_archive;
 mod dynamo_idempotency;
 mod dynamo_records;
 mod dynamo_store;
@@ -11,6 +12,7 @@ mod sns_publisher;
 mod sqs_redelivery;
 pub mod tls;
 
+pub use dynamo_archive::DynamoEventArchive;
 pub use dynamo_idempotency::DynamoIdempotencyStore;
 pub use dynamo_records::DynamoRecordStore;
 pub use dynamo_store::{DynamoTaskStore, BY_USER_INDEX, DEFAULT_OUTBOX_SHARDS, OUTBOX_INDEX};

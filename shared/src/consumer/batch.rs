@@ -30,6 +30,13 @@ pub trait EventHandler: Send + Sync {
     fn name(&self) -> &'static str;
 
     async fn handle(&self, event: &EventEnvelope) -> Result<(), ConsumerError>;
+
+    /// The same, with the message's body as it arrived, for a consumer that keeps it; by
+    /// default the body is not needed. A decorator forwards both.
+    async fn handle_body(&self, event: &EventEnvelope, body: &str) -> Result<(), ConsumerError> {
+        let _ = body;
+        self.handle(event).await
+    }
 }
 
 /// Visibility timeout of a transiently failed message: `base` × 2^(receives − 1), at
@@ -137,7 +144,10 @@ impl Consumer {
                     Measure::Retried(self.name()).emit();
                 }
                 let outcome = match event {
-                    Ok(event) => self.apply(&event).await,
+                    Ok(event) => {
+                        self.apply(&event, message.body.as_deref().unwrap_or_default())
+                            .await
+                    }
                     Err(err) => Err(err),
                 };
                 let done = match outcome {
@@ -200,7 +210,7 @@ impl Consumer {
         span
     }
 
-    async fn apply(&self, event: &EventEnvelope) -> Result<(), ConsumerError> {
+    async fn apply(&self, event: &EventEnvelope, body: &str) -> Result<(), ConsumerError> {
         let consumer = self.name();
         match self.idempotency.begin(consumer, event.id).await? {
             Claim::AlreadyApplied => {
@@ -219,7 +229,7 @@ impl Consumer {
             Claim::Acquired => {}
         }
         let started = Instant::now();
-        match self.handler.handle(event).await {
+        match self.handler.handle_body(event, body).await {
             Ok(()) => {
                 Measure::ProcessingTime(consumer, started.elapsed()).emit();
                 let age = (time::now() - event.time).to_std().unwrap_or_default();

@@ -28,3 +28,22 @@ pub trait IdempotencyStore: Send + Sync {
     /// Gives the lease up after a failure, so the next delivery can apply the event.
     async fn release(&self, consumer: &str, event_id: Uuid) -> Result<(), StoreError>;
 }
+
+/// For a consumer whose effect is itself a conditional write that a repeat leaves as it
+/// was (the event archive's put-if-absent): no record of its own, every delivery applied.
+pub struct IdempotentEffect;
+
+#[async_trait]
+impl IdempotencyStore for IdempotentEffect {
+    async fn begin(&self, _: &str, _: Uuid) -> Result<Claim, StoreError> {
+        Ok(Claim::Acquired)
+    }
+
+    async fn complete(&self, _: &str, _: Uuid) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn release(&self, _: &str, _: Uuid) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -10,6 +10,6 @@ mod wiring;
 
 pub use batch::{Consumer, EventHandler, RetryBackoff};
 pub use error::{BoxError, Chain, ConsumerError, Retry};
-pub use idempotency::{Claim, IdempotencyStore};
+pub use idempotency::{Claim, IdempotencyStore, IdempotentEffect};
 pub use queue::{QueueError, Redelivery};
 pub use wiring::{run_lambda, ToolkitSettings};

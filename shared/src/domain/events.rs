@@ -31,11 +31,21 @@ impl TaskEventData {
     }
 }
 
-/// A task was created. The task's content stays in the store: the classifier reads the
-/// task there, as it needs its current version to classify it.
+// Fields added to a `.v1` payload after its first release are optional to readers (an
+// event published before them lacks them); this producer always writes them.
+
+/// A task was created. Its description stays in the store, where the classifier reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskCreated {
     pub task_id: Uuid,
+    /// The task's owner, the `sub` of its creator. Added to `.v1` later: may be absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String", length(min = 1, max = 256))]
+    pub user_id: Option<String>,
+    /// The task's title. Added to `.v1` later: may be absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String", length(min = 1, max = 200))]
+    pub title: Option<String>,
 }
 
 /// A classified task started.
@@ -44,12 +54,24 @@ pub struct TaskStarted {
     pub task_id: Uuid,
     pub task_type: TaskType,
     pub complexity: TaskComplexity,
+    /// How it is being executed. Added to `.v1` later: may be absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "ExecutionStrategy")]
+    pub strategy: Option<ExecutionStrategy>,
+    /// The task's owner. Added to `.v1` later: may be absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String", length(min = 1, max = 256))]
+    pub user_id: Option<String>,
 }
 
 /// A task finished successfully.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskCompleted {
     pub task_id: Uuid,
+    /// The task's owner. Added to `.v1` later: may be absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String", length(min = 1, max = 256))]
+    pub user_id: Option<String>,
     pub task_type: TaskType,
     pub complexity: TaskComplexity,
     pub strategy: ExecutionStrategy,
@@ -59,13 +81,17 @@ pub struct TaskCompleted {
     pub duration_ms: u64,
 }
 
-/// A task failed. Its error message stays in the store: no subscriber reads it.
+/// A task failed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskFailed {
     pub task_id: Uuid,
     pub task_type: TaskType,
     pub complexity: TaskComplexity,
     pub strategy: ExecutionStrategy,
+    /// Why it failed, as its runner said. Added to `.v1` later: may be absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String", length(min = 1, max = 4000))]
+    pub error_message: Option<String>,
     #[serde(default)]
     pub tokens_used: u64,
     #[serde(default)]

@@ -202,7 +202,11 @@ impl Task {
             cost_usd: None,
             error_message: None,
         };
-        let data = TaskEventData::Created(TaskCreated { task_id: task.id });
+        let data = TaskEventData::Created(TaskCreated {
+            task_id: task.id,
+            user_id: Some(task.user_id.clone()),
+            title: Some(task.title.clone()),
+        });
         Ok(task.emit(data))
     }
 
@@ -242,6 +246,8 @@ impl Task {
             task_id: next.id,
             task_type,
             complexity,
+            strategy: Some(strategy),
+            user_id: Some(next.user_id.clone()),
         });
         Ok(next.emit(data))
     }
@@ -255,6 +261,7 @@ impl Task {
         next.error_message = None;
         let data = TaskEventData::Completed(TaskCompleted {
             task_id: next.id,
+            user_id: Some(next.user_id.clone()),
             task_type,
             complexity,
             strategy,
@@ -283,12 +290,13 @@ impl Task {
         self.require(Action::Fail, &[TaskStatus::InProgress])?;
         let (task_type, complexity, strategy) = self.execution(Action::Fail)?;
         let mut next = self.finished(TaskStatus::Failed, usage, now);
-        next.error_message = Some(error_message);
+        next.error_message = Some(error_message.clone());
         let data = TaskEventData::Failed(TaskFailed {
             task_id: next.id,
             task_type,
             complexity,
             strategy,
+            error_message: Some(error_message),
             tokens_used: usage.tokens_used,
             cost_usd: usage.cost_usd,
             duration_ms: next.duration_ms().unwrap_or(0),

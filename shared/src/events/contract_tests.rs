@@ -35,7 +35,7 @@ fn errors(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
 }
 
 /// One event of each kind, emitted by the use cases and taken from the publisher.
-async fn emitted() -> Vec<EventEnvelope> {
+pub(super) async fn emitted() -> Vec<EventEnvelope> {
     let store = Arc::new(MemoryStore::new());
     let publisher = Arc::new(RecordingPublisher::new());
     let service = TaskService::new(store.clone(), store, publisher.clone());
@@ -164,6 +164,61 @@ async fn when_read_by_the_cloudevents_sdk_should_keep_every_attribute() {
         );
         let data: Value = serde_json::from_str(&event.to_json()).unwrap();
         assert_eq!(parsed.data(), Some(&Data::Json(data["data"].clone())));
+    }
+}
+
+/// The fields the service's contract promises each event's data, as any CloudEvents
+/// reader sees them: the seed's, and the owner and title for the platform's subscribers.
+fn promised(kind: EventKind) -> &'static [&'static str] {
+    match kind {
+        EventKind::TaskCreated => &["task_id", "user_id", "title"],
+        EventKind::TaskStarted => &["task_id", "task_type", "complexity", "strategy", "user_id"],
+        EventKind::TaskCompleted => &[
+            "task_id",
+            "user_id",
+            "task_type",
+            "complexity",
+            "strategy",
+            "tokens_used",
+            "cost_usd",
+            "duration_ms",
+        ],
+        EventKind::TaskFailed => &[
+            "task_id",
+            "task_type",
+            "complexity",
+            "strategy",
+            "error_message",
+            "tokens_used",
+            "cost_usd",
+            "duration_ms",
+        ],
+    }
+}
+
+#[tokio::test]
+async fn when_read_by_the_cloudevents_sdk_should_carry_every_promised_field() {
+    for event in emitted().await {
+        let parsed: Event = serde_json::from_str(&event.to_json()).unwrap();
+        let Some(Data::Json(data)) = parsed.data() else {
+            panic!("{:?}: no JSON data", event.kind());
+        };
+        for field in promised(event.kind()) {
+            assert!(
+                data.get(field).is_some_and(|value| !value.is_null()),
+                "{:?} lacks {field}: {data}",
+                event.kind()
+            );
+        }
+        match event.kind() {
+            EventKind::TaskCreated => assert_eq!(data["title"], "Fix login"),
+            EventKind::TaskFailed => assert_eq!(data["error_message"], "tests fail"),
+            _ => {}
+        }
+        assert!(
+            data.get("user_id").is_none() || data["user_id"] == "alice",
+            "{data}"
+        );
     }
 }
 

@@ -161,11 +161,18 @@ mod tests {
         let task_id = TASK.parse().unwrap();
         vec![
             (
-                envelope(TaskEventData::Created(TaskCreated { task_id }), 1),
+                envelope(
+                    TaskEventData::Created(TaskCreated {
+                        task_id,
+                        user_id: Some("alice".into()),
+                        title: Some("Fix login".into()),
+                    }),
+                    1,
+                ),
                 golden(
                     "task.created.v1",
                     "00000000000000000001",
-                    json!({"task_id": TASK}),
+                    json!({"task_id": TASK, "user_id": "alice", "title": "Fix login"}),
                 ),
             ),
             (
@@ -174,19 +181,22 @@ mod tests {
                         task_id,
                         task_type: TaskType::BugFix,
                         complexity: TaskComplexity::Simple,
+                        strategy: Some(ExecutionStrategy::SingleShot),
+                        user_id: Some("alice".into()),
                     }),
                     2,
                 ),
                 golden(
                     "task.started.v1",
                     "00000000000000000002",
-                    json!({"task_id": TASK, "task_type": "BugFix", "complexity": "Simple"}),
+                    json!({"task_id": TASK, "task_type": "BugFix", "complexity": "Simple", "strategy": "SingleShot", "user_id": "alice"}),
                 ),
             ),
             (
                 envelope(
                     TaskEventData::Completed(TaskCompleted {
                         task_id,
+                        user_id: Some("alice".into()),
                         task_type: TaskType::Feature,
                         complexity: TaskComplexity::Complex,
                         strategy: ExecutionStrategy::MultiAgent,
@@ -199,7 +209,7 @@ mod tests {
                 golden(
                     "task.completed.v1",
                     "00000000000000000003",
-                    json!({"task_id": TASK, "task_type": "Feature", "complexity": "Complex", "strategy": "MultiAgent", "tokens_used": 1500, "cost_usd": 0.75, "duration_ms": 42000}),
+                    json!({"task_id": TASK, "user_id": "alice", "task_type": "Feature", "complexity": "Complex", "strategy": "MultiAgent", "tokens_used": 1500, "cost_usd": 0.75, "duration_ms": 42000}),
                 ),
             ),
             (
@@ -209,6 +219,7 @@ mod tests {
                         task_type: TaskType::Deployment,
                         complexity: TaskComplexity::Epic,
                         strategy: ExecutionStrategy::HybridExecution,
+                        error_message: Some("the build broke".into()),
                         tokens_used: 0,
                         cost_usd: 0.0,
                         duration_ms: 10,
@@ -218,7 +229,7 @@ mod tests {
                 golden(
                     "task.failed.v1",
                     "00000000000000000012",
-                    json!({"task_id": TASK, "task_type": "Deployment", "complexity": "Epic", "strategy": "HybridExecution", "tokens_used": 0, "cost_usd": 0.0, "duration_ms": 10}),
+                    json!({"task_id": TASK, "task_type": "Deployment", "complexity": "Epic", "strategy": "HybridExecution", "error_message": "the build broke", "tokens_used": 0, "cost_usd": 0.0, "duration_ms": 10}),
                 ),
             ),
         ]
@@ -230,6 +241,69 @@ mod tests {
             let actual: Value = serde_json::from_str(&event.to_json()).unwrap();
             assert_eq!(actual, expected, "{:?}", event.kind());
             assert_eq!(actual["type"], event.kind().cloud_event_type());
+        }
+    }
+
+    /// Documents as this producer wrote them before `user_id`, `title`, `strategy` (of
+    /// TaskStarted) and `error_message` were added to `.v1`: read with those absent.
+    #[test]
+    fn when_a_document_from_before_the_added_fields_is_parsed_should_read_them_as_absent() {
+        let task_id: Uuid = TASK.parse().unwrap();
+        let earlier = [
+            (
+                golden(
+                    "task.created.v1",
+                    "00000000000000000001",
+                    json!({"task_id": TASK}),
+                ),
+                TaskEventData::Created(TaskCreated {
+                    task_id,
+                    user_id: None,
+                    title: None,
+                }),
+            ),
+            (
+                golden(
+                    "task.started.v1",
+                    "00000000000000000002",
+                    json!({"task_id": TASK, "task_type": "BugFix", "complexity": "Simple"}),
+                ),
+                TaskEventData::Started(TaskStarted {
+                    task_id,
+                    task_type: TaskType::BugFix,
+                    complexity: TaskComplexity::Simple,
+                    strategy: None,
+                    user_id: None,
+                }),
+            ),
+            (
+                golden(
+                    "task.failed.v1",
+                    "00000000000000000003",
+                    json!({"task_id": TASK, "task_type": "Test", "complexity": "Epic", "strategy": "Iterative", "duration_ms": 10}),
+                ),
+                TaskEventData::Failed(TaskFailed {
+                    task_id,
+                    task_type: TaskType::Test,
+                    complexity: TaskComplexity::Epic,
+                    strategy: ExecutionStrategy::Iterative,
+                    error_message: None,
+                    tokens_used: 0,
+                    cost_usd: 0.0,
+                    duration_ms: 10,
+                }),
+            ),
+        ];
+        for (document, data) in earlier {
+            let parsed = EventEnvelope::from_json(&document.to_string()).unwrap();
+            assert_eq!(parsed.data, data);
+            // Written again, what was absent is still absent, not null.
+            let written: Value = serde_json::from_str(&parsed.to_json()).unwrap();
+            for added in ["user_id", "title", "strategy", "error_message"] {
+                if document["data"].get(added).is_none() {
+                    assert!(written["data"].get(added).is_none(), "{written}");
+                }
+            }
         }
     }
 
@@ -313,26 +387,40 @@ mod tests {
         let finished = (
             task_type.clone(),
             complexity.clone(),
-            strategy,
+            strategy.clone(),
             any::<u64>(),
             // Costs as the API takes them: up to MAX_COST_USD, in steps of a billionth.
             (0u64..=1_000_000_000_000_000).prop_map(|nano| nano as f64 / 1e9),
             any::<u64>(),
         );
         prop_oneof![
-            Just(TaskEventData::Created(TaskCreated { task_id })),
-            (task_type, complexity).prop_map(move |(task_type, complexity)| {
-                TaskEventData::Started(TaskStarted {
+            proptest::option::of("\\PC{1,40}").prop_map(move |title| {
+                TaskEventData::Created(TaskCreated {
                     task_id,
-                    task_type,
-                    complexity,
+                    user_id: title.as_ref().map(|_| "u".to_owned()),
+                    title,
                 })
             }),
+            (
+                task_type,
+                complexity,
+                proptest::option::of(strategy.clone())
+            )
+                .prop_map(move |(task_type, complexity, strategy)| {
+                    TaskEventData::Started(TaskStarted {
+                        task_id,
+                        task_type,
+                        complexity,
+                        strategy,
+                        user_id: strategy.map(|_| "u".to_owned()),
+                    })
+                }),
             finished
                 .clone()
                 .prop_map(move |(t, c, s, tokens, cost, ms)| {
                     TaskEventData::Completed(TaskCompleted {
                         task_id,
+                        user_id: Some("u".into()),
                         task_type: t,
                         complexity: c,
                         strategy: s,
@@ -347,6 +435,7 @@ mod tests {
                     task_type: t,
                     complexity: c,
                     strategy: s,
+                    error_message: Some("it broke".into()),
                     tokens_used: tokens,
                     cost_usd: cost,
                     duration_ms: ms,

@@ -2,8 +2,12 @@
 //! The JSON produced here is the contract every consumer reads.
 
 #[cfg(test)]
+mod compat;
+#[cfg(test)]
 mod contract_tests;
 mod envelope;
+#[cfg(test)]
+mod gate_tests;
 mod kind;
 pub mod schema;
 mod sequence;

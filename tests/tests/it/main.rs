@@ -1,9 +1,11 @@
 //! Integration tests against the emulators; run them with `infra/local.sh test`.
 
+mod archive;
 mod concurrency;
 mod consumers;
 mod dashboard;
 mod dashboard_page;
+mod event_fields;
 mod idempotency;
 mod lifecycle;
 mod outbox;

@@ -19,7 +19,7 @@ use schedule::{FaultPlan, Injected, Targets};
 use server::{DevServer, ServerError};
 
 use crate::api::Api;
-use crate::aws::{Aws, AwsError};
+use crate::aws::{Aws, AwsError, Endpoints};
 use crate::latency::Latencies;
 use crate::run::{Measured, RunError};
 use crate::Settings;
@@ -100,7 +100,14 @@ impl FaultRun {
         let port = free_port()?;
         let api =
             Api::new(&local_url(port), Latencies::default()).map_err(FaultRunError::Client)?;
-        let aws = Aws::from_env(&self.prefix)?;
+        let aws = Aws::connect(
+            &self.prefix,
+            &Endpoints {
+                dynamodb: Some(local_url(self.emulators.dynamodb_port)),
+                sqs: Some(local_url(self.emulators.localstack_port)),
+            },
+        )
+        .await?;
 
         let s = &self.settings;
         let mut variables: Vec<(String, String)> = provisioned.env.into_iter().collect();
