@@ -9,6 +9,8 @@
 #                                  --all also every tool `lint` and `test` use
 #   infra/local.sh lint            validate and lint template.yaml offline (sam validate --lint)
 #                                  and validate asyncapi.yaml (asyncapi validate)
+#   infra/local.sh scan            checkov on template.yaml (accepted findings: infra/checkov.yaml)
+#                                  and cargo deny on the dependencies (deny.toml)
 #   infra/local.sh sam-build [A]   sam build with cargo-lambda into .aws-sam/ (A: more sam build
 #                                  arguments; here only --parameter-overrides Architecture=x86_64 builds)
 #   infra/local.sh start | stop    emulators in the background, for manual use
@@ -82,6 +84,16 @@ SAM_CLI_VENV=$CACHE/sam-cli-$SAM_CLI_VERSION/venv
 CARGO_LAMBDA_VERSION=1.9.2
 CARGO_LAMBDA_PINS=(cargo-lambda==$CARGO_LAMBDA_VERSION ziglang==0.17.1) # zig: its cross linker
 CARGO_LAMBDA_VENV=$CACHE/cargo-lambda-$CARGO_LAMBDA_VERSION/venv
+# Scanners: checkov on template.yaml (accepted findings in infra/checkov.yaml), cargo-deny
+# on the dependencies (deny.toml).
+CHECKOV_VERSION=3.3.30
+CHECKOV_PINS=(checkov==$CHECKOV_VERSION)
+CHECKOV_VENV=$CACHE/checkov-$CHECKOV_VERSION/venv
+CARGO_DENY_VERSION=0.20.2
+CARGO_DENY_DIR=$CACHE/cargo-deny-$CARGO_DENY_VERSION
+# RustSec's advisory database is a git repository on GitHub; cargo-deny keeps its copy
+# under $CARGO_HOME/advisory-dbs.
+ADVISORY_DBS_DIR=${CARGO_HOME:-$HOME/.cargo}/advisory-dbs
 READY_TIMEOUT_SECS=${READY_TIMEOUT_SECS:-120}
 # The dashboard page's browser test drives Debian's chromium with puppeteer-core, which
 # downloads no browser of its own.
@@ -205,6 +217,18 @@ install_browser_tools() {
 install_sam_cli() { install_venv "$SAM_CLI_VENV" "${SAM_CLI_PINS[@]}"; }
 install_cargo_lambda() { install_venv "$CARGO_LAMBDA_VENV" "${CARGO_LAMBDA_PINS[@]}"; }
 install_schemathesis() { install_venv "$SCHEMATHESIS_VENV" "${SCHEMATHESIS_PINS[@]}"; }
+install_checkov() { install_venv "$CHECKOV_VENV" "${CHECKOV_PINS[@]}"; }
+
+# cargo-deny from crates.io, built once with its own lock file into the cache (in a
+# temporary target directory of its own, not the workspace's).
+install_cargo_deny() {
+  local binary=$CARGO_DENY_DIR/bin/cargo-deny
+  [[ -x $binary && $("$binary" --version 2>/dev/null) == "cargo-deny $CARGO_DENY_VERSION" ]] && return
+  log "installing cargo-deny $CARGO_DENY_VERSION into $CARGO_DENY_DIR"
+  env -u CARGO_TARGET_DIR cargo install --quiet --locked --root "$CARGO_DENY_DIR" \
+    "cargo-deny@$CARGO_DENY_VERSION" >&2
+}
+
 
 install_all() {
   install_localstack
@@ -221,6 +245,8 @@ install_everything() {
   install_npm_tool "$REDOCLY_CLI_PACKAGE" "$REDOCLY_CLI_DIR" redocly
   install_npm_tool "$ASYNCAPI_CLI_PACKAGE" "$ASYNCAPI_CLI_DIR" asyncapi
   install_schemathesis
+  install_checkov
+  install_cargo_deny
 }
 
 # --- emulators ----------------------------------------------------------------
@@ -366,6 +392,8 @@ export_emulator_env() {
   export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$DYNAMODB_PORT
   export PROVISION_PYTHON=$VENV/bin/python
   export PROVISION_SCRIPT=$ROOT/infra/provision.py
+  # The template's IAM checks run the SAM translator the pinned SAM CLI brings.
+  export SAM_CLI_PYTHON=$SAM_CLI_VENV/bin/python
 }
 
 provision() { # prefix -> JSON on stdout
@@ -495,6 +523,7 @@ cmd_test() {
   fi
   install_all
   install_browser_tools
+  install_sam_cli
   cd "$ROOT"
   # Compile first: the machine may have few cores, and the emulators need not
   # idle while rustc runs.
@@ -623,6 +652,32 @@ cmd_lint() {
   "$SAM_CLI_VENV/bin/python" infra/check-asyncapi.py
 }
 
+# The scanners CI runs: checkov on template.yaml, every accepted finding listed with its
+# reason in infra/checkov.yaml; cargo-deny on the dependencies, by deny.toml.
+cmd_scan() {
+  install_checkov
+  install_cargo_deny
+  cd "$ROOT"
+  log "scanning template.yaml (checkov $CHECKOV_VERSION, accepted findings in infra/checkov.yaml)"
+  "$CHECKOV_VENV/bin/checkov" --config-file infra/checkov.yaml --file template.yaml
+  local deny=("$CARGO_DENY_DIR/bin/cargo-deny" --locked)
+  log "checking the dependencies' licences, duplicates and sources (cargo deny, deny.toml)"
+  "${deny[@]}" --offline check licenses bans sources
+  # Advisories need RustSec's database: fetched when GitHub answers, else the copy of an
+  # earlier fetch; with neither, the run says plainly that they went unchecked.
+  if timeout 120 "${deny[@]}" fetch db >&2; then
+    log "checking the dependencies against RustSec's advisories (fetched now)"
+    "${deny[@]}" --offline check advisories
+  elif compgen -G "$ADVISORY_DBS_DIR/*/.git" >/dev/null; then
+    log "RustSec's database cannot be fetched; checking advisories against the copy in $ADVISORY_DBS_DIR" \
+      "of $(git -C "$(compgen -G "$ADVISORY_DBS_DIR/*/.git" | head -1)/.." log -1 --format=%cs)"
+    "${deny[@]}" --offline check advisories
+  else
+    log "advisories NOT checked: RustSec's database cannot be fetched from GitHub here and" \
+      "no earlier copy is in $ADVISORY_DBS_DIR"
+  fi
+}
+
 # Release binaries of every function into .aws-sam/build, as `sam deploy` takes them.
 cmd_sam_build() {
   install_sam_cli
@@ -646,7 +701,8 @@ cmd_env() {
   local name
   for name in AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION AWS_DEFAULT_REGION \
     AWS_EC2_METADATA_DISABLED AWS_ENDPOINT_URL_SNS AWS_ENDPOINT_URL_SQS \
-    AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_ENDPOINT_URL_DYNAMODB PROVISION_PYTHON PROVISION_SCRIPT; do
+    AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_ENDPOINT_URL_DYNAMODB PROVISION_PYTHON PROVISION_SCRIPT \
+    SAM_CLI_PYTHON; do
     printf 'export %s=%q\n' "$name" "${!name}"
   done
 }
@@ -691,6 +747,7 @@ main() {
       esac
       ;;
     lint) cmd_lint ;;
+    scan) cmd_scan ;;
     sam-build) cmd_sam_build "$@" ;;
     up) cmd_up "$@" ;;
     test) cmd_test "$@" ;;

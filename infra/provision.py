@@ -60,14 +60,20 @@ FUNCTION = "AWS::Serverless::Function"
 # encryption and display name, only matter in AWS.
 PROPERTIES = {
     TABLE: {"AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "TimeToLiveSpecification",
-            "BillingMode", "PointInTimeRecoverySpecification", "SSESpecification"},
+            "BillingMode", "PointInTimeRecoverySpecification", "SSESpecification",
+            "DeletionProtectionEnabled"},
     TOPIC: {"TracingConfig", "KmsMasterKeyId", "DisplayName"},
     TOPIC_POLICY: {"Topics", "PolicyDocument"},
-    QUEUE: {"VisibilityTimeout", "MessageRetentionPeriod", "SqsManagedSseEnabled", "RedrivePolicy"},
+    QUEUE: {"VisibilityTimeout", "MessageRetentionPeriod", "SqsManagedSseEnabled", "RedrivePolicy",
+            "QueueName", "RedriveAllowPolicy"},
     QUEUE_POLICY: {"Queues", "PolicyDocument"},
     SUBSCRIPTION: {"TopicArn", "Protocol", "Endpoint",
                    "RawMessageDelivery", "FilterPolicyScope", "FilterPolicy"},
 }  # fmt: skip
+# Properties that only matter in AWS, left out locally before anything is resolved: local
+# names come from the prefix, so a queue's own name, and the ARNs a dead-letter queue's
+# redrive allow policy builds from it, would name no local queue.
+AWS_ONLY = {TABLE: {"DeletionProtectionEnabled"}, QUEUE: {"QueueName", "RedriveAllowPolicy"}}
 RESOURCE_KEYS = {"Type", "Properties", "Condition", "DeletionPolicy", "UpdateReplacePolicy"}
 REF = {TABLE: "name", TOPIC: "arn", QUEUE: "url"}  # what Ref gives of each type
 GET_ATT = {(QUEUE, "Arn"): "arn"}
@@ -182,7 +188,11 @@ class Stack:
             self.attributes[logical_id] = self.physical(logical_id, kind)
         # Every name is known by now, so a property can refer to any resource.
         specs = template["Resources"]
-        self.properties = {lid: self.resolve(specs[lid].get("Properties") or {}, lid) for lid in self.kinds}
+        self.properties = {lid: self.resolve(self.local_properties(lid, specs[lid]), lid) for lid in self.kinds}
+
+    def local_properties(self, logical_id: str, spec: dict) -> dict:
+        dropped = AWS_ONLY.get(self.kinds[logical_id], set())
+        return {k: v for k, v in (spec.get("Properties") or {}).items() if k not in dropped}
 
     @staticmethod
     def check(logical_id: str, what: str, supported: bool) -> None:

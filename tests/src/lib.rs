@@ -95,6 +95,26 @@ pub fn template_json() -> Value {
     serde_json::from_str(&json).unwrap_or_else(|err| panic!("{err}: {json}"))
 }
 
+/// template.yaml after the SAM transform, by the pinned SAM CLI's translator (offline):
+/// the roles, managed policies and event source mappings CloudFormation will create.
+pub fn transformed_template() -> Value {
+    let python = std::env::var("SAM_CLI_PYTHON").unwrap_or_else(|_| {
+        panic!("the template's IAM checks need the SAM CLI: run them with `infra/local.sh test`")
+    });
+    let output = Command::new(&python)
+        .arg(repo_root().join("infra/sam-translate.py"))
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("SAM_CLI_TELEMETRY", "0")
+        .output()
+        .unwrap_or_else(|err| panic!("{python} does not run: {err}"));
+    assert!(
+        output.status.success(),
+        "infra/sam-translate.py failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the translator prints JSON")
+}
+
 /// The repository's top folder.
 pub fn repository() -> PathBuf {
     repo_root()

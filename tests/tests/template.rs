@@ -15,7 +15,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::settings::{Settings, Variables};
 use task_api::ApiSettings;
-use tests::{repository, template_functions, template_functions_with, template_json};
+use tests::{
+    repository, template_functions, template_functions_with, template_json, transformed_template,
+};
 
 #[derive(Debug, Deserialize)]
 struct Function {
@@ -197,7 +199,7 @@ fn when_the_template_is_read_should_encrypt_every_table_queue_and_the_events_top
     // And every queue, dead-letter queues included, with SQS-managed keys, which SNS
     // can deliver to without a key policy
     let queues = resources(&template, "AWS::SQS::Queue");
-    assert_eq!(queues.len(), 6, "{:?}", queues.keys());
+    assert_eq!(queues.len(), 8, "{:?}", queues.keys());
     for (id, queue) in &queues {
         assert_eq!(
             queue["Properties"]["SqsManagedSseEnabled"],
@@ -307,21 +309,30 @@ fn when_the_template_is_read_should_keep_the_webhook_url_in_a_secret_only_its_co
     assert!(!globals.contains("\"CicdWebhookUrl\""));
 
     // And only the monitor may read the secret, and nothing else from Secrets Manager
-    let grants: Vec<(&str, &Value)> = resources(&template, "AWS::Serverless::Function")
+    assert_eq!(
+        function["Role"],
+        json!({ "Fn::GetAtt": ["CicdMonitorRole", "Arn"] })
+    );
+    let grants: Vec<(String, Value)> = resources(&template, "AWS::IAM::Role")
         .into_iter()
-        .flat_map(|(id, spec)| {
-            spec["Properties"]["Policies"]
+        .flat_map(|(id, role)| {
+            role["Properties"]["Policies"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .flat_map(|policy| policy["Statement"].as_array().into_iter().flatten())
-                .map(move |statement| (id, statement))
+                .flat_map(|policy| {
+                    policy["PolicyDocument"]["Statement"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                })
+                .map(move |statement| (id.to_owned(), statement.clone()))
         })
         .filter(|(_, statement)| statement.to_string().contains("secretsmanager:"))
         .collect();
     assert_eq!(grants.len(), 1, "{grants:?}");
-    let (id, grant) = grants[0];
-    assert_eq!(id, "CicdMonitorFunction");
+    let (id, grant) = &grants[0];
+    assert_eq!(id, "CicdMonitorRole");
     assert_eq!(
         grant,
         &json!({ "Fn::If": ["HasCicdWebhook", {
@@ -378,7 +389,7 @@ fn when_the_template_is_read_should_limit_callers_and_bound_concurrency_by_param
             );
         }
     }
-    assert_eq!(consumers, 3);
+    assert_eq!(consumers, 4);
 }
 
 #[test]
@@ -533,4 +544,490 @@ fn when_the_template_is_read_should_alarm_on_errors_throttles_and_stuck_publishi
     let stale = &template["Resources"]["OutboxStaleAlarm"]["Properties"];
     assert_eq!(stale["MetricName"], "OutboxStaleTasks");
     assert_eq!(stale["TreatMissingData"], "breaching");
+}
+
+// --- roles after the SAM transform -----------------------------------------------------
+
+/// The only managed policy a function's role may carry: X-Ray's write-only access, whose
+/// actions cannot be scoped to resources.
+const XRAY_WRITE: &str = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess";
+const XRAY_WRITE_SUB: &str = "arn:${AWS::Partition}:iam::aws:policy/AWSXrayWriteOnlyAccess";
+
+/// Both branches of every `Fn::If`, so a condition cannot hide a grant from the checks.
+fn branches(value: &Value) -> Vec<&Value> {
+    match value.get("Fn::If").and_then(Value::as_array) {
+        Some(choice) if choice.len() == 3 => branches(&choice[1])
+            .into_iter()
+            .chain(branches(&choice[2]))
+            .collect(),
+        _ if value == &json!({ "Ref": "AWS::NoValue" }) => Vec::new(),
+        _ => vec![value],
+    }
+}
+
+/// A value that may be one item or a list of them, conditions opened up.
+fn items(value: &Value) -> Vec<&Value> {
+    branches(value)
+        .into_iter()
+        .flat_map(|value| match value {
+            Value::Array(list) => list.iter().flat_map(branches).collect(),
+            Value::Null => Vec::new(),
+            one => vec![one],
+        })
+        .collect()
+}
+
+/// Every statement of a role's inline policies, by the role's logical id.
+fn role_statements(template: &Value) -> Vec<(String, Value)> {
+    let mut statements = Vec::new();
+    for (id, role) in resources(template, "AWS::IAM::Role") {
+        for policy in items(&role["Properties"]["Policies"]) {
+            for statement in items(&policy["PolicyDocument"]["Statement"]) {
+                statements.push((id.to_owned(), statement.clone()));
+            }
+        }
+    }
+    for kind in ["AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"] {
+        for (id, policy) in resources(template, kind) {
+            for statement in items(&policy["Properties"]["PolicyDocument"]["Statement"]) {
+                statements.push((id.to_owned(), statement.clone()));
+            }
+        }
+    }
+    statements
+}
+
+fn actions(statement: &Value) -> Vec<String> {
+    items(&statement["Action"])
+        .into_iter()
+        .filter_map(|action| action.as_str().map(str::to_lowercase))
+        .collect()
+}
+
+/// The resources a statement names that no IAM check can tie to one resource: `*` itself
+/// or a pattern ending in it.
+fn is_wildcard(resource: &Value) -> bool {
+    resource
+        .as_str()
+        .is_some_and(|r| r == "*" || r.ends_with(":*"))
+}
+
+/// The role of each function, by the function's logical id (the function's own role,
+/// given as `Fn::GetAtt <role>.Arn`).
+fn function_roles(template: &Value) -> BTreeMap<String, String> {
+    resources(template, "AWS::Lambda::Function")
+        .into_iter()
+        .map(|(id, function)| {
+            let role = target(&function["Properties"]["Role"])
+                .unwrap_or_else(|| panic!("{id}'s role is not one of the template's: {function}"));
+            (id.to_owned(), role.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn when_the_template_is_transformed_should_attach_no_managed_policy_but_xray_write() {
+    // Given the template as CloudFormation receives it, after the SAM transform
+    let template = transformed_template();
+    let roles = resources(&template, "AWS::IAM::Role");
+
+    // Then every function has a role of the template's
+    let function_roles = function_roles(&template);
+    assert_eq!(function_roles.len(), 6, "{function_roles:?}");
+    for role in function_roles.values() {
+        assert!(roles.contains_key(role.as_str()), "{role} is not a role");
+    }
+
+    // And no role carries an AWS managed policy but X-Ray's write access
+    for (id, role) in &roles {
+        for arn in items(&role["Properties"]["ManagedPolicyArns"]) {
+            let named = arn
+                .as_str()
+                .or_else(|| arn["Fn::Sub"].as_str())
+                .unwrap_or_default();
+            assert!(
+                named == XRAY_WRITE || named == XRAY_WRITE_SUB,
+                "{id} has the managed policy {arn}"
+            );
+        }
+    }
+}
+
+#[test]
+fn when_the_template_is_transformed_should_grant_no_queue_table_topic_or_log_action_on_everything()
+{
+    // Given every statement of every role and policy after the SAM transform
+    let template = transformed_template();
+    let statements = role_statements(&template);
+    assert!(statements.len() >= 20, "{statements:?}");
+
+    // Then none allows an SQS, DynamoDB, SNS or CloudWatch Logs action (or every action)
+    // on every resource
+    for (id, statement) in &statements {
+        if statement["Effect"] != "Allow" {
+            continue;
+        }
+        let everything = items(&statement["Resource"]).into_iter().any(is_wildcard);
+        if !everything {
+            continue;
+        }
+        for action in actions(statement) {
+            let service = action.split(':').next().unwrap_or_default();
+            assert!(
+                action != "*" && !["sqs", "dynamodb", "sns", "logs"].contains(&service),
+                "{id} allows {action} on every resource: {statement}"
+            );
+        }
+    }
+}
+
+/// The statements of `role` whose actions belong to `service` (`sqs`, `logs`, ...).
+fn grants<'a>(statements: &'a [(String, Value)], role: &str, service: &str) -> Vec<&'a Value> {
+    statements
+        .iter()
+        .filter(|(id, statement)| {
+            id == role
+                && statement["Effect"] == "Allow"
+                && actions(statement)
+                    .iter()
+                    .any(|a| a.starts_with(&format!("{service}:")))
+        })
+        .map(|(_, statement)| statement)
+        .collect()
+}
+
+/// The logical ids a statement's resources name (`Ref`, `Fn::GetAtt`, or the first
+/// reference inside a `Fn::Sub` such as `${TasksTable.Arn}/index/by_user`).
+fn named_resources(statement: &Value) -> Vec<String> {
+    items(&statement["Resource"])
+        .into_iter()
+        .map(|resource| {
+            if let Some(name) = target(resource) {
+                return name.to_owned();
+            }
+            let sub = resource["Fn::Sub"].as_str().unwrap_or_else(|| {
+                panic!("a resource that names no resource of the template: {resource}")
+            });
+            sub.trim_start_matches("${")
+                .split(['.', '}'])
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn when_the_template_is_transformed_should_let_each_function_use_only_its_own_queue_and_log_group()
+{
+    // Given the transformed template, and each function's queue and log group
+    let template = transformed_template();
+    let source = template_json();
+    let statements = role_statements(&template);
+    let function_roles = function_roles(&template);
+    let mut queues: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (_, mapping) in resources(&template, "AWS::Lambda::EventSourceMapping") {
+        let function = target(&mapping["Properties"]["FunctionName"]).expect("a function");
+        let queue = target(&mapping["Properties"]["EventSourceArn"]).expect("a queue");
+        let dead_letters = target(
+            &source["Resources"][queue]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"],
+        )
+        .expect("a dead-letter queue");
+        queues
+            .entry(function.to_owned())
+            .or_default()
+            .extend([queue.to_owned(), dead_letters.to_owned()]);
+    }
+    assert_eq!(queues.len(), 4, "{queues:?}");
+
+    for (function, role) in &function_roles {
+        // Then its SQS actions name its own queue and dead-letter queue, and nothing else
+        let own = queues.get(function).cloned().unwrap_or_default();
+        let sqs = grants(&statements, role, "sqs");
+        assert_eq!(sqs.is_empty(), own.is_empty(), "{function}: {sqs:?}");
+        for statement in sqs {
+            for name in named_resources(statement) {
+                assert!(
+                    own.contains(&name),
+                    "{function} may use {name}: {statement}"
+                );
+            }
+        }
+
+        // And it may write to its own log group only
+        let log_group = target(
+            &template["Resources"][function.as_str()]["Properties"]["LoggingConfig"]["LogGroup"],
+        )
+        .unwrap_or_else(|| panic!("{function} names no log group of its own"));
+        let logs = grants(&statements, role, "logs");
+        assert!(!logs.is_empty(), "{function} cannot write its logs");
+        for statement in logs {
+            assert_eq!(
+                named_resources(statement),
+                vec![log_group.to_owned()],
+                "{function}: {statement}"
+            );
+        }
+    }
+}
+
+#[test]
+fn when_the_template_is_transformed_should_keep_each_consumer_to_its_own_dedup_records() {
+    // Given each consumer's grants on the shared processed-events table
+    let template = transformed_template();
+    let source = template_json();
+    let statements = role_statements(&template);
+    let function_roles = function_roles(&template);
+    let mut consumers = 0;
+    for (function, role) in &function_roles {
+        let consumer = crate_name(
+            source["Resources"][function.as_str()]["Properties"]["CodeUri"]
+                .as_str()
+                .expect("a CodeUri"),
+        );
+        let on_table: Vec<&Value> = grants(&statements, role, "dynamodb")
+            .into_iter()
+            .filter(|s| named_resources(s).contains(&"ProcessedEventsTable".to_owned()))
+            .collect();
+        if on_table.is_empty() {
+            continue;
+        }
+        consumers += 1;
+
+        // Then every one is held to the items whose key starts with the consumer's name,
+        // as shared::adapters::dynamo_idempotency keys them ("<consumer>#<event id>")
+        for statement in on_table {
+            assert_eq!(
+                named_resources(statement),
+                vec!["ProcessedEventsTable".to_owned()],
+                "{function}: {statement}"
+            );
+            assert_eq!(
+                statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+                json!([format!("{consumer}#*")]),
+                "{function}: {statement}"
+            );
+        }
+    }
+    assert_eq!(consumers, 3);
+}
+
+#[test]
+fn when_the_template_is_transformed_should_let_the_task_api_query_only_a_users_tasks() {
+    // Given the task API's DynamoDB grants
+    let template = transformed_template();
+    let statements = role_statements(&template);
+    let role = &function_roles(&template)["TaskApiFunction"];
+
+    // Then Query on the tasks table is allowed on the by_user index alone (the outbox
+    // index is the sweeper's; a timeline is queried on the archive by task id)
+    let queries: Vec<&Value> = grants(&statements, role, "dynamodb")
+        .into_iter()
+        .filter(|s| actions(s).iter().any(|a| a == "dynamodb:query"))
+        .filter(|s| named_resources(s).contains(&"TasksTable".to_owned()))
+        .collect();
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    assert_eq!(
+        queries[0]["Resource"],
+        json!({ "Fn::Sub": "${TasksTable.Arn}/index/by_user" })
+    );
+}
+
+#[test]
+fn when_the_template_is_read_should_log_every_api_request_and_alarm_on_refusals() {
+    // Given the template's HTTP API
+    let template = template_json();
+    let api = &template["Resources"]["TasksApi"]["Properties"];
+
+    // Then every request is logged to a log group of the stack, kept with the stack gone
+    let settings = &api["AccessLogSettings"];
+    assert_eq!(
+        settings["DestinationArn"],
+        json!({ "Fn::GetAtt": ["ApiAccessLogGroup", "Arn"] })
+    );
+    let group = &template["Resources"]["ApiAccessLogGroup"];
+    assert_eq!(group["Type"], "AWS::Logs::LogGroup");
+    assert_eq!(group["DeletionPolicy"], "Retain");
+    assert_eq!(
+        group["Properties"]["RetentionInDays"],
+        reference("AccessLogRetentionDays")
+    );
+
+    // And each line is JSON naming the request, the caller, the route and the answer
+    let format = settings["Format"].as_str().expect("a format");
+    let line: Value = serde_json::from_str(
+        &format
+            .replace("$context.status", "401")
+            .replace("$context.responseLatency", "12"),
+    )
+    .unwrap_or_else(|err| panic!("{err}: {format}"));
+    for (field, variable) in [
+        ("request_id", "$context.requestId"),
+        ("source_ip", "$context.identity.sourceIp"),
+        ("sub", "$context.authorizer.claims.sub"),
+        ("route", "$context.routeKey"),
+        ("authorizer_error", "$context.authorizer.error"),
+        ("api_id", "$context.apiId"),
+    ] {
+        assert_eq!(line[field], variable, "{field}");
+    }
+    assert_eq!(
+        line["status"], 401,
+        "the status is a number filters can compare"
+    );
+    assert_eq!(line["latency_ms"], 12);
+
+    // And 401, 403 and 429 are counted from it, each with an alarm on its share of requests
+    let filters = resources(&template, "AWS::Logs::MetricFilter");
+    let alarms = resources(&template, "AWS::CloudWatch::Alarm");
+    let watched: BTreeSet<(String, String, String)> =
+        alarms.values().flat_map(|alarm| watched(alarm)).collect();
+    for status in ["401", "403", "429"] {
+        let metric = format!("Api{status}");
+        let filter = filters
+            .values()
+            .find(|f| f["Properties"]["MetricTransformations"][0]["MetricName"] == metric)
+            .unwrap_or_else(|| panic!("no metric filter counts {status}"));
+        assert_eq!(
+            filter["Properties"]["LogGroupName"],
+            reference("ApiAccessLogGroup")
+        );
+        assert_eq!(
+            filter["Properties"]["FilterPattern"],
+            format!("{{ $.status = {status} }}")
+        );
+        assert!(
+            watched.contains(&(
+                "TaskOrchestration".to_owned(),
+                metric.clone(),
+                reference("TasksApi").to_string()
+            )),
+            "no alarm on {metric}"
+        );
+    }
+}
+
+#[test]
+fn when_the_template_is_read_should_refuse_a_stack_whose_alarms_reach_no_one() {
+    // Given the template's rules
+    let template = template_json();
+    let rule = &template["Rules"]["AlarmsReachSomeone"];
+
+    // Then a stack needs an alarm topic of its own choosing or an address to mail
+    assert!(
+        rule.get("RuleCondition").is_none(),
+        "the rule holds for every stack"
+    );
+    let given = |name: &str| json!({ "Fn::Not": [{ "Fn::Equals": [reference(name), ""] }] });
+    assert_eq!(
+        rule["Assertions"][0]["Assert"],
+        json!({ "Fn::Or": [given("AlarmTopicArn"), given("AlarmEmail")] })
+    );
+
+    // And samconfig.toml does not give either empty, which the rule would refuse
+    let samconfig =
+        std::fs::read_to_string(repository().join("samconfig.toml")).expect("samconfig.toml");
+    for line in samconfig
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+    {
+        assert!(
+            !line.contains("AlarmTopicArn=\"\"") && !line.contains("AlarmEmail=\"\""),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn when_the_template_is_read_should_keep_tables_of_record_and_dead_letters_from_deletion() {
+    // Given the template's tables and queues
+    let template = template_json();
+
+    // Then each table of record is retained, protected from deletion and recoverable to
+    // a point in time; the two whose entries expire are none of these
+    for (id, table) in resources(&template, "AWS::DynamoDB::Table") {
+        let expiring = ["ProcessedEventsTable", "RequestKeysTable"].contains(&id);
+        if expiring {
+            continue;
+        }
+        assert_eq!(table["DeletionPolicy"], "Retain", "{id}");
+        assert_eq!(table["UpdateReplacePolicy"], "Retain", "{id}");
+        assert_eq!(
+            table["Properties"]["DeletionProtectionEnabled"],
+            json!(true),
+            "{id}"
+        );
+        assert_eq!(
+            table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+            json!(true),
+            "{id}"
+        );
+    }
+
+    // And each dead-letter queue is retained and takes failures from its own queue only,
+    // named by the name that queue is given
+    let queues = resources(&template, "AWS::SQS::Queue");
+    let mut dead_letter_queues = 0;
+    for (id, queue) in &queues {
+        let Some(dlq) = target(&queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) else {
+            continue;
+        };
+        dead_letter_queues += 1;
+        let dlq_spec = queues[dlq];
+        assert_eq!(dlq_spec["DeletionPolicy"], "Retain", "{dlq}");
+        let allow = &dlq_spec["Properties"]["RedriveAllowPolicy"];
+        assert_eq!(allow["redrivePermission"], "byQueue", "{dlq}");
+        let name = queue["Properties"]["QueueName"]["Fn::Sub"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id} has no name to be named by"));
+        assert_eq!(
+            allow["sourceQueueArns"],
+            json!([{ "Fn::Sub": format!("arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{name}") }]),
+            "{dlq}"
+        );
+    }
+    assert_eq!(dead_letter_queues, 4);
+}
+
+#[test]
+fn when_the_template_is_read_should_hold_the_gateway_to_https_scopes_and_the_clients_headers() {
+    // Given the template's API and its parameters
+    let template = template_json();
+    let parameters = &template["Parameters"];
+    let api = &template["Resources"]["TasksApi"]["Properties"];
+
+    // Then the issuer is https, and the origins https but for a loopback dev server
+    assert_eq!(
+        parameters["JwtIssuer"]["AllowedPattern"],
+        "^https://[^\\s]+$"
+    );
+    let origins = parameters["CorsAllowOrigins"]["AllowedPattern"]
+        .as_str()
+        .expect("a pattern on the origins");
+    assert!(origins.starts_with("^(https://"), "{origins}");
+    assert!(
+        !origins.contains("http://[") && !origins.contains("https?"),
+        "{origins}"
+    );
+
+    // And the statistics of every user need the operator scope at the gateway too
+    let route = &template["Resources"]["TaskApiFunction"]["Properties"]["Events"]["DashboardStats"];
+    assert_eq!(
+        route["Properties"]["Auth"],
+        json!({ "Authorizer": "JwtAuthorizer", "AuthorizationScopes": [reference("OperatorScope")] })
+    );
+
+    // And browsers may send what the clients send
+    let headers = &api["CorsConfiguration"]["AllowHeaders"];
+    for header in [
+        "authorization",
+        "content-type",
+        "idempotency-key",
+        "traceparent",
+    ] {
+        assert!(
+            headers.as_array().expect("a list").contains(&json!(header)),
+            "{header}"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 mod build_request;
 pub mod handler;
 mod secret;
+pub mod secret_webhook;
 mod settings;
 pub mod webhook;
 

@@ -11,7 +11,7 @@ use shared::consumer::{Consumer, ToolkitSettings};
 use shared::retry::Backoff;
 use shared::settings::{ConfigError, Settings, Variables};
 
-use crate::secret::secret_string;
+use crate::secret_webhook::{SecretWebhook, SecretsManagerUrl};
 use crate::{BuildNotifier, CicdMonitor, WebhookNotifier};
 
 const BUILD_REQUESTS_TABLE: &str = "BUILD_REQUESTS_TABLE";
@@ -20,6 +20,8 @@ const CICD_WEBHOOK_URL: &str = "CICD_WEBHOOK_URL";
 /// The Secrets Manager secret whose string is the webhook URL.
 const CICD_WEBHOOK_SECRET_ARN: &str = "CICD_WEBHOOK_SECRET_ARN";
 const CICD_WEBHOOK_TIMEOUT_SECS: &str = "CICD_WEBHOOK_TIMEOUT_SECS";
+/// How long the URL read from its secret is used before the secret is read again.
+const CICD_WEBHOOK_SECRET_TTL_SECS: &str = "CICD_WEBHOOK_SECRET_TTL_SECS";
 
 #[derive(Clone)]
 pub struct CicdSettings {
@@ -29,6 +31,7 @@ pub struct CicdSettings {
     /// The secret holding the webhook URL, read once by `build`.
     pub webhook_secret: Option<String>,
     pub webhook_timeout: Duration,
+    pub webhook_secret_ttl: Duration,
     pub toolkit: ToolkitSettings,
 }
 
@@ -40,6 +43,7 @@ impl Settings for CicdSettings {
                 CICD_WEBHOOK_URL,
                 CICD_WEBHOOK_SECRET_ARN,
                 CICD_WEBHOOK_TIMEOUT_SECS,
+                CICD_WEBHOOK_SECRET_TTL_SECS,
             ][..],
             &ToolkitSettings::VARIABLES,
         ]
@@ -59,6 +63,8 @@ impl Settings for CicdSettings {
             ));
         }
         let webhook_timeout = Duration::from_secs(timeout);
+        let webhook_secret_ttl =
+            Duration::from_secs(variables.parsed_or(CICD_WEBHOOK_SECRET_TTL_SECS, 300u64)?);
         let url = variables.optional(CICD_WEBHOOK_URL);
         let webhook_secret = variables.optional(CICD_WEBHOOK_SECRET_ARN);
         if url.is_some() && webhook_secret.is_some() {
@@ -75,6 +81,7 @@ impl Settings for CicdSettings {
             webhook,
             webhook_secret,
             webhook_timeout,
+            webhook_secret_ttl,
             toolkit: ToolkitSettings::from_variables(variables)?,
         })
     }
@@ -82,19 +89,26 @@ impl Settings for CicdSettings {
 
 impl CicdSettings {
     /// The consumer; reads the webhook's secret first when one is named, so a secret that
-    /// cannot be read or holds no usable URL stops the function at start.
+    /// cannot be read or holds no usable URL stops the function at start. The secret is
+    /// read again after `CICD_WEBHOOK_SECRET_TTL_SECS` and when the webhook answers 401
+    /// or 403.
     pub async fn build(&self, aws: &SdkConfig) -> Result<Consumer, ConfigError> {
         let webhook = match (&self.webhook, &self.webhook_secret) {
             (Some(webhook), _) => Some(webhook.clone()),
             (None, Some(secret)) => {
-                let url = secret_string(aws, secret).await.map_err(|err| {
-                    ConfigError::invalid(CICD_WEBHOOK_SECRET_ARN, err.to_string())
-                })?;
-                Some(notifier(
-                    &url,
+                let source = SecretsManagerUrl {
+                    aws: aws.clone(),
+                    secret_id: secret.clone(),
+                };
+                let webhook = SecretWebhook::new(
+                    Arc::new(source),
                     self.webhook_timeout,
-                    CICD_WEBHOOK_SECRET_ARN,
-                )?)
+                    Backoff::default(),
+                    self.webhook_secret_ttl,
+                )
+                .await
+                .map_err(|err| ConfigError::invalid(CICD_WEBHOOK_SECRET_ARN, err.to_string()))?;
+                Some(Arc::new(webhook) as Arc<dyn BuildNotifier>)
             }
             (None, None) => None,
         };

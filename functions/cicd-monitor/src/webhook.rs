@@ -25,6 +25,9 @@ pub enum WebhookError {
     },
     #[error("the webhook at {host} answered {status}")]
     Status { host: String, status: StatusCode },
+    /// The URL could not be read again from its secret, or no longer makes a webhook.
+    #[error("the webhook's URL cannot be read from its secret: {0}")]
+    Secret(String),
 }
 
 impl WebhookError {
@@ -41,6 +44,7 @@ impl WebhookError {
                 Retry::Transient
             }
             WebhookError::Status { .. } => Retry::Permanent,
+            WebhookError::Secret(_) => Retry::Transient,
         }
     }
 }
@@ -52,8 +56,26 @@ pub enum InvalidWebhook {
     NotAUrl(#[source] BoxError),
     #[error("the scheme must be http or https, not {0}")]
     Scheme(String),
+    /// The URL, and the credential it may carry, would cross the network in the clear.
+    #[error(
+        "plain http is only for a webhook on this machine (localhost, 127.0.0.1, ::1); use https"
+    )]
+    PlainHttp,
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
+}
+
+/// Whether the URL's host is this machine, where plain http crosses no network.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[async_trait]
@@ -75,8 +97,11 @@ impl WebhookNotifier {
 
     pub fn new(url: &str, timeout: Duration, backoff: Backoff) -> Result<Self, InvalidWebhook> {
         let url = reqwest::Url::parse(url).map_err(|err| InvalidWebhook::NotAUrl(err.into()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(InvalidWebhook::Scheme(url.scheme().to_owned()));
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            "http" => return Err(InvalidWebhook::PlainHttp),
+            other => return Err(InvalidWebhook::Scheme(other.to_owned())),
         }
         // reqwest's rustls takes the process's crypto provider.
         shared::adapters::tls::install_crypto_provider();
@@ -171,7 +196,7 @@ impl BuildNotifier for WebhookNotifier {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
@@ -183,9 +208,9 @@ mod tests {
     use super::*;
 
     /// A webhook on loopback that fails its first `failures` calls; stopped when dropped.
-    struct Hook {
-        url: String,
-        calls: Arc<AtomicUsize>,
+    pub(crate) struct Hook {
+        pub(crate) url: String,
+        pub(crate) calls: Arc<AtomicUsize>,
         keys: Arc<std::sync::Mutex<Vec<String>>>,
         server: tokio::task::JoinHandle<()>,
     }
@@ -196,7 +221,7 @@ mod tests {
         }
     }
 
-    async fn hook(failures: usize, status: AxumStatus) -> Hook {
+    pub(crate) async fn hook(failures: usize, status: AxumStatus) -> Hook {
         let calls = Arc::new(AtomicUsize::new(0));
         let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (counter, seen) = (calls.clone(), keys.clone());
@@ -232,7 +257,7 @@ mod tests {
         }
     }
 
-    fn request() -> BuildRequest {
+    pub(crate) fn request() -> BuildRequest {
         BuildRequest {
             task_id: uuid::Uuid::new_v4(),
             task_type: TaskType::Feature,
@@ -241,7 +266,7 @@ mod tests {
         }
     }
 
-    fn fast() -> Backoff {
+    pub(crate) fn fast() -> Backoff {
         Backoff {
             retries: 3,
             initial: Duration::from_millis(5),
@@ -339,6 +364,37 @@ mod tests {
         assert_eq!(err.retry(), Retry::Permanent);
         assert_eq!(followed.load(Ordering::SeqCst), 0);
         server.abort();
+    }
+
+    #[test]
+    fn when_a_plain_http_url_leaves_the_machine_should_refuse_it() {
+        // Given http URLs of other hosts, and of this machine's loopback
+        let remote = [
+            "http://hooks.example.com/builds?token=t0k3n",
+            "http://10.0.0.8/builds",
+            "http://localhost.example.com/builds",
+        ];
+        let local = [
+            "http://localhost:9000/builds",
+            "http://127.0.0.1:9000/builds",
+            "http://[::1]:9000/builds",
+            "https://hooks.example.com/builds",
+        ];
+
+        // Then only https or loopback is taken, and a refusal does not repeat the URL
+        for url in remote {
+            let err = WebhookNotifier::new(url, Duration::from_secs(1), fast())
+                .err()
+                .unwrap_or_else(|| panic!("{url} is taken"));
+            assert!(matches!(err, InvalidWebhook::PlainHttp), "{url}: {err}");
+            assert!(!err.to_string().contains("t0k3n"), "{err}");
+        }
+        for url in local {
+            assert!(
+                WebhookNotifier::new(url, Duration::from_secs(1), fast()).is_ok(),
+                "{url}"
+            );
+        }
     }
 
     #[test]

@@ -37,6 +37,7 @@ use crate::page;
 use crate::requests::{
     self, Classify, Complete, CreateTask, Fail, JsonBody, Start, MAX_BODY_BYTES,
 };
+use crate::response_headers::response_headers;
 use crate::responses::{self, ErrorBody, EventPage, TaskPage, TaskView};
 
 /// The scope that lets a caller read the statistics of all tasks, unless configured.
@@ -203,6 +204,8 @@ pub fn router(deps: Deps) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Outside the routes and their fallbacks, so every answer has them, 404 and 413 too.
+        .layer(middleware::from_fn(response_headers))
         .layer(middleware::from_fn(trace_request))
         .with_state(deps)
 }
@@ -760,6 +763,42 @@ mod tests {
         .await;
         assert_eq!(status, 201);
         body["id"].as_str().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn when_the_api_answers_should_forbid_sniffing_and_storing_every_answer() {
+        // Given a created task
+        let f = fixture();
+        let id = created(&f).await;
+
+        // When it is read, an unknown route is asked for, a body is too large, and the
+        // dashboard page is fetched
+        let answers = [
+            request(Some("alice"), Method::GET, &format!("/tasks/{id}"), ""),
+            request(Some("alice"), Method::GET, "/nowhere", ""),
+            request(
+                Some("alice"),
+                Method::POST,
+                "/tasks",
+                &"x".repeat(MAX_BODY_BYTES + 1),
+            ),
+        ];
+        // Then each JSON answer says nosniff and no-store
+        for request in answers {
+            let path = request.uri().to_string();
+            let response = local(&f).oneshot(request).await.unwrap();
+            let headers = response.headers();
+            assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+            assert_eq!(headers["cache-control"], "no-store", "{path}");
+        }
+        // And the page keeps its own caching, with nosniff
+        let page = local(&f)
+            .oneshot(request(None, Method::GET, "/dashboard", ""))
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(page.headers()["cache-control"], "no-cache");
     }
 
     #[tokio::test]
@@ -1502,7 +1541,7 @@ mod tests {
         let claimed = f
             .deps
             .request_keys
-            .begin("alice#slow", &print, chrono::Utc::now())
+            .begin("5:alice#slow", &print, chrono::Utc::now())
             .await
             .unwrap();
         assert!(matches!(claimed, crate::idempotency::Begin::Proceed { .. }));

@@ -83,9 +83,12 @@ pub trait RequestKeys: Send + Sync {
     async fn release(&self, key: &str, token: &str) -> Result<(), StoreError>;
 }
 
-/// The key's record name: scoped to the caller, so two callers' keys never meet.
+/// The key's record name: scoped to the caller, so two callers' keys never meet. The
+/// caller's id goes first with its length (`5:alice#key`), so no pair of id and key reads
+/// as another: a `#` in either cannot move the boundary between them.
 fn scoped(identity: &Identity, key: &str) -> String {
-    format!("{}#{key}", identity.user_id)
+    let user = &identity.user_id;
+    format!("{}:{user}#{key}", user.len())
 }
 
 /// The request as far as idempotency goes: method, route path and body.
@@ -317,5 +320,31 @@ impl RequestKeys for MemoryRequestKeys {
             records.remove(key);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(user: &str) -> Identity {
+        Identity::new(user, "").expect("an identity")
+    }
+
+    #[test]
+    fn when_a_caller_or_a_key_holds_the_separator_should_name_records_apart() {
+        // Given pairs of caller and key that read the same once joined by '#'
+        let pairs = [(("a#b", "c"), ("a", "b#c")), (("a", "#b"), ("a#", "b"))];
+
+        // Then their records are named apart
+        for ((user1, key1), (user2, key2)) in pairs {
+            assert_ne!(
+                scoped(&caller(user1), key1),
+                scoped(&caller(user2), key2),
+                "{user1}/{key1} and {user2}/{key2}"
+            );
+        }
+        // And one caller's key names one record
+        assert_eq!(scoped(&caller("alice"), "k-1"), "5:alice#k-1");
     }
 }

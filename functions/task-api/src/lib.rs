@@ -9,6 +9,7 @@ pub mod identity;
 pub mod page;
 mod request_keys;
 mod requests;
+mod response_headers;
 mod responses;
 mod settings;
 

@@ -192,13 +192,43 @@ fn exported_callsite(metadata: &'static tracing::Metadata<'static>) -> Interest 
 }
 
 /// The log level: `RUST_LOG` when set, else Lambda's `AWS_LAMBDA_LOG_LEVEL` (which the
-/// template's logging configuration sets), else `info`.
+/// template's logging configuration sets), else `info`; never `trace` for the runtime's
+/// own crates (see `RUNTIME_TARGETS`).
 ///
 /// `RUST_LOG` takes a level and `target=level` directives, comma-separated
 /// (`debug`, `info,shared=debug`). The filter is `tracing-subscriber`'s `Targets`, not
 /// its `EnvFilter`, whose span and field directives would bring a regex engine into
 /// every function.
 fn log_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> Targets {
+    cap_runtime(requested_filter(rust_log, lambda_level))
+}
+
+/// The Lambda runtime's crates log each invocation's raw event at `trace`: an API request
+/// with its `Authorization` header, a queue message with its body. They log at `debug`
+/// at most, whatever was asked.
+const RUNTIME_TARGETS: [&str; 3] = ["lambda_runtime", "lambda_runtime_api_client", "lambda_http"];
+
+fn cap_runtime(filter: Targets) -> Targets {
+    RUNTIME_TARGETS.into_iter().fold(filter, |filter, target| {
+        let most_verbose = [
+            Level::TRACE,
+            Level::DEBUG,
+            Level::INFO,
+            Level::WARN,
+            Level::ERROR,
+        ]
+        .into_iter()
+        .find(|level| filter.would_enable(target, level));
+        let capped = match most_verbose {
+            Some(Level::TRACE) => LevelFilter::DEBUG,
+            Some(level) => LevelFilter::from_level(level),
+            None => LevelFilter::OFF,
+        };
+        filter.with_target(target, capped)
+    })
+}
+
+fn requested_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> Targets {
     if let Some(directives) = rust_log.filter(|directives| !directives.trim().is_empty()) {
         match directives.parse::<Targets>() {
             Ok(filter) => return filter,
@@ -269,6 +299,37 @@ mod tests {
         let fatal = log_filter(Some(" "), Some("FATAL"));
         assert!(fatal.would_enable("task_api", &Level::ERROR));
         assert!(!fatal.would_enable("task_api", &Level::WARN));
+    }
+
+    #[test]
+    fn when_trace_is_asked_for_the_runtime_should_log_at_debug_at_most() {
+        // Given the levels that would have the runtime log raw events
+        for filter in [
+            log_filter(Some("trace"), None),
+            log_filter(Some("info,lambda_runtime=trace,lambda_http=trace"), None),
+            log_filter(None, Some("TRACE")),
+        ] {
+            // Then its crates log at debug, the raw event's trace line not at all
+            for target in [
+                "lambda_runtime::layers::api_response",
+                "lambda_runtime_api_client",
+                "lambda_http::request",
+            ] {
+                assert!(!filter.would_enable(target, &Level::TRACE), "{target}");
+                assert!(filter.would_enable(target, &Level::DEBUG), "{target}");
+            }
+        }
+        // And the other crates at what was asked
+        assert!(log_filter(Some("trace"), None).would_enable("shared", &Level::TRACE));
+    }
+
+    #[test]
+    fn when_less_than_trace_is_asked_for_the_runtime_should_log_no_more_than_that() {
+        let info = log_filter(None, Some("INFO"));
+        assert!(info.would_enable("lambda_runtime", &Level::INFO));
+        assert!(!info.would_enable("lambda_runtime", &Level::DEBUG));
+        let errors = log_filter(Some("error"), None);
+        assert!(!errors.would_enable("lambda_runtime", &Level::WARN));
     }
 
     #[test]
