@@ -171,6 +171,14 @@ async fn when_a_task_runs_should_leave_one_trace_from_its_requests_through_every
                 "cicd-monitor".to_owned(),
                 vec!["task.completed.v1".to_owned()]
             ),
+            (
+                "event-archive".to_owned(),
+                vec![
+                    "task.completed.v1".to_owned(),
+                    "task.created.v1".to_owned(),
+                    "task.started.v1".to_owned()
+                ]
+            ),
         ])
     );
     env.teardown().await;

@@ -11,7 +11,7 @@ use lambda_http::http::Method;
 use replay::{subscription_filter, Plan};
 use serde_json::Value;
 use shared::adapters::{clients, DynamoEventArchive};
-use tests::{act, call_with, create_task, eventually, TestEnv};
+use tests::{act, call_with, create_task, eventually, get_task, TestEnv};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 const LIFECYCLES: usize = 50;
@@ -67,22 +67,27 @@ async fn when_a_new_dashboard_is_backfilled_should_count_what_the_first_one_coun
     let live = TestEnv::new("replay-live").await;
     let _consumers = live.start_consumers(None, Duration::from_secs(1)).await;
     let deps = live.deps();
+    let mut ids = Vec::new();
     for i in 0..LIFECYCLES {
-        let id = create_task(&deps, "alice", &format!("Fix bug {i}")).await;
-        let classify = r#"{"task_type":"Feature","complexity":"Complex"}"#;
-        assert_eq!(act(&deps, "alice", &id, "classify", classify).await.0, 200);
-        assert_eq!(
-            act(&deps, "alice", &id, "start", r#"{"strategy":"Iterative"}"#)
-                .await
-                .0,
-            200
-        );
+        ids.push(create_task(&deps, "alice", &format!("Fix bug {i}")).await);
+    }
+    // The classifier classifies each (an owner's classify could race it: 409).
+    for id in &ids {
+        eventually(PATIENCE, "the classification", || async {
+            let (_, task) = get_task(&deps, "alice", id).await;
+            (task["status"] == "Classified").then_some(())
+        })
+        .await;
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let start = r#"{"strategy":"Iterative"}"#;
+        assert_eq!(act(&deps, "alice", id, "start", start).await.0, 200);
         let (action, body) = if i % 5 == 0 {
             ("fail", r#"{"error_message":"tests fail","tokens_used":5}"#)
         } else {
             ("complete", r#"{"tokens_used":100,"cost_usd":0.25}"#)
         };
-        assert_eq!(act(&deps, "alice", &id, action, body).await.0, 200);
+        assert_eq!(act(&deps, "alice", id, action, body).await.0, 200);
     }
     let expected = eventually(
         PATIENCE,
