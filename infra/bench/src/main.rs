@@ -189,6 +189,7 @@ async fn main() -> Result<()> {
     for (id, workload) in [
         ("DashboardFunction", "SQS: 1 task event"),
         ("CicdMonitorFunction", "SQS: 1 TaskCompleted"),
+        ("EventArchiveFunction", "SQS: 1 task event"),
     ] {
         let function = spec(id)?;
         let (_, sqs_events) = bench.sqs_events(&provisioned, id, per_run).await?;
