@@ -264,7 +264,7 @@ async fn main() -> Result<()> {
     println!("{}", report::table(&rows));
     println!(
         "{}",
-        publishing.table("the stack's topic (3 subscribed queues)")
+        publishing.table("the stack's topic (4 subscribed queues)")
     );
     println!("{}", publishing_alone.table("a topic of no subscriptions"));
     if errors > 0 {
