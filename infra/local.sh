@@ -6,7 +6,8 @@
 #   infra/local.sh test [ARGS]     compile, start the emulators, cargo test --workspace ARGS, stop
 #                                  (installs puppeteer-core, and chromium as root, for the browser test)
 #   infra/local.sh install [--all] only the pinned installs (idempotent): the emulators; with
-#                                  --all also every tool `lint` and `test` use
+#                                  --all also every tool `lint` and `test` use; with
+#                                  --cargo-lambda only cargo-lambda (for `cargo lambda watch`)
 #   infra/local.sh lint            validate and lint template.yaml offline (sam validate --lint)
 #                                  and validate asyncapi.yaml (asyncapi validate)
 #   infra/local.sh scan            checkov on template.yaml (accepted findings: infra/checkov.yaml)
@@ -743,7 +744,8 @@ main() {
       case ${1:-} in
         '') install_all ;;
         --all) install_everything ;;
-        *) die "install takes only --all" ;;
+        --cargo-lambda) install_cargo_lambda ;;
+        *) die "install takes only --all or --cargo-lambda" ;;
       esac
       ;;
     lint) cmd_lint ;;
