@@ -1,6 +1,7 @@
 //! One SQS batch: every record parsed and processed on its own and concurrently; the
 //! response names only the messages to deliver again. Every consumer tolerates any order.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use opentelemetry::trace::TraceContextExt;
 use tracing::field::Empty;
 use tracing::{error, info, info_span, warn, Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use uuid::Uuid;
 
 use super::error::{Chain, ConsumerError};
 use super::idempotency::{Claim, IdempotencyStore};
@@ -121,6 +123,23 @@ impl Consumer {
                 )
             })
             .collect();
+        // Copies of one event in one batch (SNS and SQS deliver at least once) are applied
+        // once: the first copy leads, the others share its outcome, rather than finding
+        // its lease held and waiting it out.
+        let mut leaders: HashMap<Uuid, usize> = HashMap::new();
+        let mut copies: Vec<(&SqsMessage, usize)> = Vec::new();
+        let mut unique = Vec::with_capacity(parsed.len());
+        for (message, event) in parsed {
+            if let Ok(event) = &event {
+                if let Some(&leader) = leaders.get(&event.id) {
+                    copies.push((message, leader));
+                    continue;
+                }
+                leaders.insert(event.id, unique.len());
+            }
+            unique.push((message, event));
+        }
+        let parsed = unique;
         let batch_span = info_span!(
             "SQS batch",
             otel.name = %format!("{queue} process"),
@@ -165,7 +184,20 @@ impl Consumer {
         });
         let outcomes = join_all(records).instrument(batch_span.clone()).await;
         let mut response = SqsBatchResponse::default();
-        for (message, done) in outcomes {
+        for (message, done) in &outcomes {
+            if !done {
+                response.add_failure(message_id(message));
+            }
+        }
+        for (message, leader) in copies {
+            let (first, done) = outcomes[leader];
+            info!(
+                consumer = self.name(),
+                message.id = message_id(message),
+                copy_of = message_id(first),
+                done,
+                "a copy of an event earlier in the batch; shares its outcome"
+            );
             if !done {
                 response.add_failure(message_id(message));
             }
@@ -333,6 +365,8 @@ mod tests {
         }
 
         async fn handle(&self, event: &EventEnvelope) -> Result<(), ConsumerError> {
+            // As a real store call would: the other records of the batch go on meanwhile.
+            tokio::task::yield_now().await;
             match event.correlationid.as_deref() {
                 Some("transient") => return Err(ConsumerError::transient("told to fail")),
                 Some("permanent") => return Err(ConsumerError::permanent("told to give up")),
@@ -505,6 +539,29 @@ mod tests {
         assert!(first.batch_item_failures.is_empty());
         assert!(second.batch_item_failures.is_empty());
         assert_eq!(f.recorder.applied.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_copies_of_an_event_share_a_batch_should_apply_it_once_and_settle_all_alike() {
+        // Given one batch with three copies of an event and two of one that fails for now
+        let f = fixture();
+        let once = event("once").to_json();
+        let failing = event("transient").to_json();
+        let messages = vec![
+            message("a1", &once, 1),
+            message("t1", &failing, 1),
+            message("a2", &once, 1),
+            message("a3", &once, 1),
+            message("t2", &failing, 1),
+        ];
+
+        // When it is processed
+        let response = f.consumer.process(batch(messages)).await;
+
+        // Then the event was applied once and every copy acknowledged, without waiting out
+        // the first copy's lease; the failing one's copies are all retried
+        assert_eq!(f.recorder.applied.lock().unwrap().len(), 1);
+        assert_eq!(failures(&response), ["t1", "t2"]);
     }
 
     #[tokio::test]
