@@ -79,10 +79,10 @@ impl ApiSettings {
     /// The handler's dependencies over AWS.
     pub fn build(&self, aws: &SdkConfig) -> Deps {
         shared::metrics::init(self.stack.clone());
-        let store = Arc::new(DynamoTaskStore::new(
-            clients::dynamodb(aws),
-            &self.tasks_table,
-        ));
+        // One client for every table: each SDK client built costs start-up time, and a
+        // clone shares the first one's connections.
+        let dynamodb = clients::dynamodb(aws);
+        let store = Arc::new(DynamoTaskStore::new(dynamodb.clone(), &self.tasks_table));
         let publisher = Arc::new(SnsPublisher::new(
             clients::sns(aws, &self.backoff),
             &self.topic_arn,
@@ -91,20 +91,14 @@ impl ApiSettings {
         Deps {
             tasks: TaskService::new(store.clone(), store, publisher),
             dashboard: Arc::new(
-                DynamoDashboardStore::new(clients::dynamodb(aws), &self.dashboard_table)
+                DynamoDashboardStore::new(dynamodb.clone(), &self.dashboard_table)
                     .with_counter_shards(self.dashboard_shards),
             ),
             request_keys: Arc::new(DynamoRequestKeys::new(
-                clients::dynamodb(aws),
+                dynamodb.clone(),
                 &self.request_keys_table,
             )),
-            // The reader of the timeline: its writer's retention and shards do not apply.
-            archive: Arc::new(DynamoEventArchive::new(
-                clients::dynamodb(aws),
-                &self.archive_table,
-                1,
-                std::time::Duration::ZERO,
-            )),
+            archive: Arc::new(DynamoEventArchive::reader(dynamodb, &self.archive_table)),
             operator_scope: self.operator_scope.clone(),
             page_identity: crate::page::BEARER_IDENTITY,
         }

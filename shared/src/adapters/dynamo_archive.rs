@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use uuid::Uuid;
 
-use super::dynamo::{backend, is_condition_failure, Item};
+use super::dynamo::{backend, put_if_absent, Item};
 use crate::archive::{parse_cursor, ArchivePage, ArchivedEvent, EventArchive};
 use crate::ports::StoreError;
 use crate::shard;
@@ -41,6 +41,12 @@ impl DynamoEventArchive {
             shards: shards.clamp(1, MAX_TIME_SHARDS),
             retention,
         }
+    }
+
+    /// An archive only read from (timelines): a writer's retention does not apply, and
+    /// the time index is not read.
+    pub fn reader(client: Client, table: impl Into<String>) -> Self {
+        DynamoEventArchive::new(client, table, DEFAULT_TIME_SHARDS, Duration::ZERO)
     }
 
     pub fn shards(&self) -> u32 {
@@ -149,19 +155,7 @@ impl EventArchive for DynamoEventArchive {
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))
         .collect();
-        let written = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(event_key)")
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(backend(err)),
-        }
+        put_if_absent(&self.client, &self.table, item, "event_key").await
     }
 
     async fn timeline(

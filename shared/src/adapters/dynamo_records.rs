@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::dynamo::{backend, is_condition_failure, read_item, write_item};
+use super::dynamo::{backend, put_if_absent, read_item, write_item};
 use crate::ports::StoreError;
 use crate::records::RecordStore;
 
@@ -37,19 +37,7 @@ where
     async fn record(&self, task_id: Uuid, record: &T) -> Result<bool, StoreError> {
         let mut item = write_item(record, "record")?;
         item.insert("task_id".into(), AttributeValue::S(task_id.to_string()));
-        let written = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(task_id)")
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(backend(err)),
-        }
+        put_if_absent(&self.client, &self.table, item, "task_id").await
     }
 
     async fn get(&self, task_id: Uuid) -> Result<Option<T>, StoreError> {
