@@ -96,6 +96,17 @@ pub struct TaskService {
     publisher: Arc<dyn EventPublisher>,
 }
 
+/// A page's size as asked for: `DEFAULT_PAGE_SIZE` when not, else 1 to `MAX_PAGE_SIZE`.
+pub fn page_size(limit: Option<u32>) -> Result<u32, TaskError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(
+            DomainError::validation("limit", format!("must be from 1 to {MAX_PAGE_SIZE}")).into(),
+        );
+    }
+    Ok(limit)
+}
+
 impl TaskService {
     pub fn new(
         store: Arc<dyn TaskStore>,
@@ -145,17 +156,9 @@ impl TaskService {
         limit: Option<u32>,
         cursor: Option<&str>,
     ) -> Result<TaskPage, TaskError> {
-        let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
-        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-            return Err(DomainError::validation(
-                "limit",
-                format!("must be from 1 to {MAX_PAGE_SIZE}"),
-            )
-            .into());
-        }
         Ok(self
             .store
-            .list_by_user(&caller.user_id, limit, cursor)
+            .list_by_user(&caller.user_id, page_size(limit)?, cursor)
             .await?)
     }
 

@@ -15,9 +15,8 @@ use dashboard::{DashboardStats, DashboardStore};
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
 use shared::archive::EventArchive;
-use shared::domain::DomainError;
 use shared::ports::StoreError;
-use shared::service::{Caller, Command, TaskError, TaskService, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use shared::service::{page_size, Caller, Command, TaskError, TaskService};
 use shared::telemetry::{record_trace_id, remote_parent};
 use tracing::field::Empty;
 use tracing::{info_span, Instrument, Span};
@@ -572,14 +571,7 @@ async fn dashboard_stats(
 /// The events of `id`, oldest first, a page at a time.
 async fn events_page(deps: &Deps, id: Uuid, query: Option<&str>) -> Result<Response, ApiError> {
     let (limit, cursor) = requests::page(query)?;
-    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(TaskError::from(DomainError::validation(
-            "limit",
-            format!("must be from 1 to {MAX_PAGE_SIZE}"),
-        ))
-        .into());
-    }
+    let limit = page_size(limit)?;
     let page = deps
         .archive
         .timeline(id, limit as usize, cursor.as_deref())
