@@ -262,8 +262,18 @@ pub async fn run(
     }
     progress.finish();
     if let Some(path) = &plan.checkpoint {
-        // A finished replay leaves nothing to resume.
-        let _ = std::fs::remove_file(path);
+        // A finished replay leaves nothing to resume; a file left behind would make the
+        // same replay, run again, send nothing.
+        if let Err(err) = std::fs::remove_file(path).or_else(|err| {
+            (err.kind() == std::io::ErrorKind::NotFound)
+                .then_some(())
+                .ok_or(err)
+        }) {
+            return Err(ReplayError::Checkpoint {
+                path: path.clone(),
+                message: format!("the replay finished, but its checkpoint stays: {err}; remove it"),
+            });
+        }
     }
     Ok(checkpoint.outcome)
 }
