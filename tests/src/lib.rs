@@ -525,3 +525,31 @@ pub async fn act(deps: &Deps, user: &str, id: &str, action: &str, body: &str) ->
     )
     .await
 }
+
+/// The statistics of all tasks, asked for with the operator scope; must answer 200.
+pub async fn operator_stats(deps: &Deps) -> Value {
+    let operator = [(
+        task_api::identity::SCOPES_HEADER,
+        task_api::DEFAULT_OPERATOR_SCOPE,
+    )];
+    let (status, stats) = call_with(
+        deps,
+        Some("operator"),
+        Method::GET,
+        "/dashboard/stats",
+        "",
+        &operator,
+    )
+    .await;
+    assert_eq!(status, 200, "{stats}");
+    stats
+}
+
+/// Waits, 30 s at most, until the classifier has classified task `id` of `user`.
+pub async fn classified(deps: &Deps, user: &str, id: &str) {
+    eventually(Duration::from_secs(30), "the classification", || async {
+        let (_, task) = get_task(deps, user, id).await;
+        (task["status"] == "Classified").then_some(())
+    })
+    .await;
+}

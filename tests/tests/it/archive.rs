@@ -7,7 +7,7 @@ use lambda_http::http::Method;
 use serde_json::Value;
 use shared::events::EventEnvelope;
 use shared::ports::EventPublisher;
-use tests::{act, call, create_task, eventually, get_task, TestEnv};
+use tests::{act, call, classified, create_task, eventually, TestEnv};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -18,11 +18,7 @@ async fn when_a_task_runs_its_events_should_be_archived_once_and_served_in_order
     let _consumers = env.start_consumers(None, Duration::from_secs(1)).await;
     let deps = env.deps();
     let id = create_task(&deps, "alice", "Fix the login bug").await;
-    eventually(PATIENCE, "the classification", || async {
-        let (_, task) = get_task(&deps, "alice", &id).await;
-        (task["status"] == "Classified").then_some(())
-    })
-    .await;
+    classified(&deps, "alice", &id).await;
     assert_eq!(
         act(&deps, "alice", &id, "start", r#"{"strategy":"Iterative"}"#)
             .await

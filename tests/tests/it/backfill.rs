@@ -7,30 +7,16 @@ use std::time::Duration;
 use dashboard::DashboardSettings;
 use dev_server::event_source::EventSourceMapping;
 use indicatif::ProgressBar;
-use lambda_http::http::Method;
 use replay::{subscription_filter, Plan};
 use serde_json::Value;
 use shared::adapters::{clients, DynamoEventArchive};
-use tests::{act, call_with, create_task, eventually, get_task, TestEnv};
+use tests::{act, classified, create_task, eventually, TestEnv};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 const LIFECYCLES: usize = 50;
 
 async fn stats(deps: &task_api::Deps) -> Value {
-    let operator = [(
-        task_api::identity::SCOPES_HEADER,
-        task_api::DEFAULT_OPERATOR_SCOPE,
-    )];
-    let (status, mut stats) = call_with(
-        deps,
-        Some("ops"),
-        Method::GET,
-        "/dashboard/stats",
-        "",
-        &operator,
-    )
-    .await;
-    assert_eq!(status, 200, "{stats}");
+    let mut stats = tests::operator_stats(deps).await;
     // The events per minute end at the current minute, which moves on: compared as the
     // hour's totals per type.
     let mut totals = serde_json::Map::new();
@@ -73,11 +59,7 @@ async fn when_a_new_dashboard_is_backfilled_should_count_what_the_first_one_coun
     }
     // The classifier classifies each (an owner's classify could race it: 409).
     for id in &ids {
-        eventually(PATIENCE, "the classification", || async {
-            let (_, task) = get_task(&deps, "alice", id).await;
-            (task["status"] == "Classified").then_some(())
-        })
-        .await;
+        classified(&deps, "alice", id).await;
     }
     for (i, id) in ids.iter().enumerate() {
         let start = r#"{"strategy":"Iterative"}"#;

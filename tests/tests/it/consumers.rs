@@ -8,14 +8,13 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use cicd_monitor::BuildRequest;
-use lambda_http::http::Method;
 use ml_classifier::TrainingExample;
 use serde_json::Value;
 use shared::adapters::{clients, DynamoRecordStore, CONSUMER_ATTRIBUTE, REASON_ATTRIBUTE};
 use shared::events::EventEnvelope;
 use shared::ports::{EventPublisher, Outbox};
 use shared::records::RecordStore;
-use tests::{act, call_with, create_task, eventually, get_task, TestEnv};
+use tests::{act, create_task, eventually, get_task, TestEnv};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -63,21 +62,7 @@ pub(crate) async fn webhook(failing: bool) -> Webhook {
 }
 
 async fn stats(deps: &task_api::Deps) -> Value {
-    let operator = [(
-        task_api::identity::SCOPES_HEADER,
-        task_api::DEFAULT_OPERATOR_SCOPE,
-    )];
-    let (status, stats) = call_with(
-        deps,
-        Some("anyone"),
-        Method::GET,
-        "/dashboard/stats",
-        "",
-        &operator,
-    )
-    .await;
-    assert_eq!(status, 200, "{stats}");
-    stats
+    tests::operator_stats(deps).await
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use ml_classifier::TrainingExample;
 use serde_json::Value;
 use shared::adapters::{clients, DynamoRecordStore};
 use shared::records::RecordStore;
-use tests::{act, create_task, eventually, get_task, TestEnv};
+use tests::{act, classified, create_task, eventually, TestEnv};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -110,11 +110,7 @@ async fn when_a_task_fails_its_training_example_should_hold_why() {
     let _consumers = env.start_consumers(None, Duration::from_secs(1)).await;
     let deps = env.deps();
     let id = create_task(&deps, "alice", "Fix the login bug").await;
-    eventually(PATIENCE, "the classification", || async {
-        let (_, task) = get_task(&deps, "alice", &id).await;
-        (task["status"] == "Classified").then_some(())
-    })
-    .await;
+    classified(&deps, "alice", &id).await;
 
     // When it starts and fails
     let start = r#"{"strategy":"Iterative"}"#;
