@@ -81,12 +81,23 @@ impl SecretWebhook {
         })
     }
 
-    /// The notifier of the secret's URL, read again when `stale` or older than the TTL.
-    /// Returns whether the URL changed.
-    async fn notifier(&self, stale: bool) -> Result<(Arc<WebhookNotifier>, bool), WebhookError> {
+    /// The notifier of the secret's URL, read again when it is older than the TTL or when
+    /// `refused` (the notifier whose URL the webhook refused) is still the current one.
+    /// Returns whether the URL changed since `refused`.
+    async fn notifier(
+        &self,
+        refused: Option<&Arc<WebhookNotifier>>,
+    ) -> Result<(Arc<WebhookNotifier>, bool), WebhookError> {
         let mut current = self.current.lock().await;
-        if !stale && current.read_at.elapsed() < self.ttl {
-            return Ok((current.notifier.clone(), false));
+        match refused {
+            // Another request of the batch took up the rotated URL meanwhile.
+            Some(refused) if !Arc::ptr_eq(refused, &current.notifier) => {
+                return Ok((current.notifier.clone(), true));
+            }
+            None if current.read_at.elapsed() < self.ttl => {
+                return Ok((current.notifier.clone(), false));
+            }
+            _ => {}
         }
         let url = self
             .source
@@ -109,14 +120,14 @@ impl SecretWebhook {
 #[async_trait]
 impl BuildNotifier for SecretWebhook {
     async fn notify(&self, request: &BuildRequest) -> Result<(), WebhookError> {
-        let (notifier, _) = self.notifier(false).await?;
+        let (notifier, _) = self.notifier(None).await?;
         match notifier.notify(request).await {
             // The credential in the URL may have been rotated: read it again, and post
             // once more if it did change.
             Err(WebhookError::Status { status, host })
                 if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN =>
             {
-                match self.notifier(true).await? {
+                match self.notifier(Some(&notifier)).await? {
                     (again, true) => again.notify(request).await,
                     (_, false) => Err(WebhookError::Status { status, host }),
                 }
@@ -181,6 +192,27 @@ mod tests {
         // Then the old URL was tried once, the secret read again, and the new URL taken
         assert_eq!(old.calls.load(Ordering::SeqCst), 1);
         assert_eq!(new.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(source.reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn when_requests_refused_together_should_all_take_up_the_rotated_url() {
+        // Given a rotated secret, and two build requests refused by the old URL at once
+        let old = hook(usize::MAX, AxumStatus::UNAUTHORIZED).await;
+        let new = hook(0, AxumStatus::UNAUTHORIZED).await;
+        let source = secret(&old.url);
+        let webhook = webhook(source.clone(), Duration::from_secs(3600)).await;
+        *source.url.lock().unwrap() = new.url.clone();
+
+        // When both are posted concurrently
+        let (one, two) = (request(), request());
+        let (first, second) = tokio::join!(webhook.notify(&one), webhook.notify(&two));
+
+        // Then both reach the new URL; the secret was read again once
+        first.expect("the first posted to the new URL");
+        second.expect("the second posted to the new URL");
+        assert_eq!(old.calls.load(Ordering::SeqCst), 2);
+        assert_eq!(new.calls.load(Ordering::SeqCst), 2);
         assert_eq!(source.reads.load(Ordering::SeqCst), 2);
     }
 
