@@ -63,8 +63,15 @@ impl Settings for CicdSettings {
             ));
         }
         let webhook_timeout = Duration::from_secs(timeout);
-        let webhook_secret_ttl =
-            Duration::from_secs(variables.parsed_or(CICD_WEBHOOK_SECRET_TTL_SECS, 300u64)?);
+        let ttl = variables.parsed_or(CICD_WEBHOOK_SECRET_TTL_SECS, 300u64)?;
+        if ttl == 0 {
+            // Zero would read the secret again for every build request.
+            return Err(ConfigError::invalid(
+                CICD_WEBHOOK_SECRET_TTL_SECS,
+                "must be at least 1",
+            ));
+        }
+        let webhook_secret_ttl = Duration::from_secs(ttl);
         let url = variables.optional(CICD_WEBHOOK_URL);
         let webhook_secret = variables.optional(CICD_WEBHOOK_SECRET_ARN);
         if url.is_some() && webhook_secret.is_some() {
@@ -140,6 +147,16 @@ mod tests {
         ];
         values.extend_from_slice(extra);
         Variables::new(values)
+    }
+
+    #[test]
+    fn a_secret_ttl_of_zero_should_be_refused_naming_it() {
+        match CicdSettings::from_variables(&variables(&[(CICD_WEBHOOK_SECRET_TTL_SECS, "0")])) {
+            Err(ConfigError::Invalid { name, .. }) => {
+                assert_eq!(name, CICD_WEBHOOK_SECRET_TTL_SECS)
+            }
+            other => panic!("a TTL of 0 was taken: {:?}", other.map(|_| ())),
+        }
     }
 
     #[test]
