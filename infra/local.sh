@@ -778,9 +778,7 @@ main() {
       local consumer=$1
       shift
       export_emulator_env
-      cargo build --quiet -p replay
-      "$(cargo metadata --format-version 1 --no-deps | "$PROVISION_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/replay" \
-        --consumer "$consumer" "$@"
+      cargo run --quiet -p replay -- --consumer "$consumer" "$@"
       ;;
     dlq | redrive)
       (($#)) || die "name the consumer: infra/local.sh $command ml-classifier|dashboard|cicd-monitor"
