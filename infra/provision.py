@@ -22,7 +22,7 @@ skipped by an explicit list.
 merged in: {"functions": {LogicalId: {"code_uri", "env": {NAME: value}}}}.
 `template` touches no emulator either; it prints the template itself as JSON, short
 tags in their long form (`!Ref X` as {"Ref": "X"}), nothing resolved.
-`down` deletes the prefix's topics, queues and tables. Endpoints come only from
+`down` deletes the prefix's topics, queues, tables and secrets. Endpoints come only from
 AWS_ENDPOINT_URL_<SERVICE> (or AWS_ENDPOINT_URL); without them nothing is
 created, rather than touch real AWS. Progress goes to stderr.
 """
@@ -51,6 +51,7 @@ MAX_NAME_LENGTH = 80  # SQS's limit, the shortest of the three services
 TABLE, TOPIC, QUEUE = "AWS::DynamoDB::Table", "AWS::SNS::Topic", "AWS::SQS::Queue"
 QUEUE_POLICY, SUBSCRIPTION = "AWS::SQS::QueuePolicy", "AWS::SNS::Subscription"
 TOPIC_POLICY = "AWS::SNS::TopicPolicy"
+SECRET = "AWS::SecretsManager::Secret"
 POLICIES = (QUEUE_POLICY, TOPIC_POLICY)
 FUNCTION = "AWS::Serverless::Function"
 
@@ -69,16 +70,20 @@ PROPERTIES = {
     QUEUE_POLICY: {"Queues", "PolicyDocument"},
     SUBSCRIPTION: {"TopicArn", "Protocol", "Endpoint",
                    "RawMessageDelivery", "FilterPolicyScope", "FilterPolicy"},
+    # Created as in AWS, without a value (one is set with put-secret-value).
+    SECRET: {"Description"},
 }  # fmt: skip
 # Properties that only matter in AWS, left out locally before anything is resolved: local
 # names come from the prefix, so a queue's own name, and the ARNs a dead-letter queue's
 # redrive allow policy builds from it, would name no local queue.
 AWS_ONLY = {TABLE: {"DeletionProtectionEnabled"}, QUEUE: {"QueueName", "RedriveAllowPolicy"}}
 RESOURCE_KEYS = {"Type", "Properties", "Condition", "DeletionPolicy", "UpdateReplacePolicy"}
-REF = {TABLE: "name", TOPIC: "arn", QUEUE: "url"}  # what Ref gives of each type
+# What Ref gives of each type; of a secret its name, which Secrets Manager takes as its id
+# (its ARN ends in a suffix known only once it exists).
+REF = {TABLE: "name", TOPIC: "arn", QUEUE: "url", SECRET: "name"}
 GET_ATT = {(QUEUE, "Arn"): "arn"}
 
-SECRET_TYPES = ("AWS::SecretsManager::Secret", "AWS::SSM::Parameter")
+SECRET_TYPES = ("AWS::SSM::Parameter",)
 # Types with no local counterpart: the functions run in the dev server or the tests.
 SKIPPED_TYPES = {
     FUNCTION, "AWS::Serverless::HttpApi", "AWS::Serverless::Api",
@@ -89,8 +94,8 @@ SKIPPED_TYPES = {
     "AWS::Logs::LogGroup", "AWS::Logs::MetricFilter",
     "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy",
     "AWS::Events::Rule", "AWS::Scheduler::Schedule", "AWS::KMS::Key", "AWS::KMS::Alias",
-    # Locally a secret's value comes from the variable it stands for (the webhook's
-    # CICD_WEBHOOK_URL); a Ref to a secret is an error here, which the defaults never make.
+    # A parameter's value would come from the variable it stands for; a Ref to one is an
+    # error here, which the template never makes.
     *SECRET_TYPES,
 }  # fmt: skip
 NO_VALUE = object()  # what Ref AWS::NoValue gives: the key or item that holds it is dropped
@@ -152,7 +157,9 @@ def as_attribute(value: Any) -> str:
 
 
 def endpoint_url(service: str) -> str | None:
-    return os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}") or os.environ.get("AWS_ENDPOINT_URL")
+    """The endpoint of a boto3 service name, from the SDKs' variable of its service id."""
+    variable = {"secretsmanager": "SECRETS_MANAGER"}.get(service, service.upper())
+    return os.environ.get(f"AWS_ENDPOINT_URL_{variable}") or os.environ.get("AWS_ENDPOINT_URL")
 
 
 class Stack:
@@ -207,6 +214,8 @@ class Stack:
             return {"name": name, "arn": f"arn:aws:dynamodb:{self.region}:{ACCOUNT_ID}:table/{name}"}
         if kind == TOPIC:
             return {"name": name, "arn": f"arn:aws:sns:{self.region}:{ACCOUNT_ID}:{name}"}
+        if kind == SECRET:
+            return {"name": name}
         # LocalStack's path strategy, on local.sh's default port unless told otherwise.
         endpoint = (endpoint_url("sqs") or "http://127.0.0.1:4566").rstrip("/")
         return {
@@ -216,7 +225,8 @@ class Stack:
         }
 
     def resolve(self, value: Any, where: str) -> Any:
-        """Evaluates Ref, Fn::GetAtt and Fn::If in `value`; any other intrinsic function is an error."""
+        """Evaluates Ref, Fn::GetAtt, Fn::If and Fn::Join in `value`; any other intrinsic
+        function is an error."""
         if isinstance(value, list):
             items = [self.resolve(v, where) for v in value]
             return [v for v in items if v is not NO_VALUE]
@@ -234,6 +244,13 @@ class Stack:
                         raise ProvisionError("Fn::If takes a condition and two values")
                     name, if_true, if_false = arg
                     return self.resolve(if_true if self.condition(name, where) else if_false, where)
+                if key == "Fn::Join":
+                    if not (isinstance(arg, list) and len(arg) == 2 and isinstance(arg[0], str)):
+                        raise ProvisionError("Fn::Join takes a delimiter and a list")
+                    items = self.resolve(arg[1], where)
+                    if not isinstance(items, list):
+                        raise ProvisionError("Fn::Join takes a delimiter and a list")
+                    return arg[0].join(as_attribute(item) for item in items)
                 if key.startswith("Fn::"):
                     raise ProvisionError(f"{key} is not supported locally")
             except ProvisionError as e:
@@ -283,7 +300,7 @@ class Stack:
         if kind in SECRET_TYPES:
             raise ProvisionError(
                 f"Ref to {name} ({kind}) is not supported locally: "
-                "leave its parameter empty and set the variable the secret stands for"
+                "set the variable it stands for instead"
             )
         if name not in self.kinds or kind not in REF:
             raise ProvisionError(f"Ref to {name} ({kind}) is not supported locally")
@@ -295,16 +312,21 @@ class Stack:
             raise ProvisionError(f"Fn::GetAtt {logical_id}.{attribute} is not supported locally")
         return self.attributes[logical_id][key]
 
-    def parameter(self, name: str) -> str:
+    def parameter(self, name: str) -> str | list[str]:
+        """A parameter's value: a string, or for a CommaDelimitedList the list of its items."""
         spec = self.parameters[name] or {}
         kind = spec.get("Type", "String")
-        if kind not in ("String", "Number"):
+        if kind not in ("String", "Number", "CommaDelimitedList"):
             raise ProvisionError(f"parameter {name} of type {kind} is not supported locally")
         if name in self.overrides:
-            return self.overrides[name]
-        if "Default" not in spec:
+            value = self.overrides[name]
+        elif "Default" not in spec:
             raise ProvisionError(f"parameter {name} has no default; pass --param {name}=VALUE")
-        return str(spec["Default"])
+        else:
+            value = str(spec["Default"])
+        if kind == "CommaDelimitedList":
+            return [item.strip() for item in value.split(",")]
+        return value
 
     def function_variables(self, logical_id: str) -> dict[str, str]:
         """One function's variables as Lambda would see them: Globals, then its own."""
@@ -354,9 +376,9 @@ class Stack:
 
 
 class Clients:
-    """boto3 clients of the emulators (dynamodb, sns, sqs), created on first use."""
+    """boto3 clients of the emulators (dynamodb, sns, sqs, secretsmanager), created on first use."""
 
-    SERVICES = ("dynamodb", "sns", "sqs")
+    SERVICES = ("dynamodb", "sns", "sqs", "secretsmanager")
 
     def __init__(self, region: str) -> None:
         for service in self.SERVICES:
@@ -399,6 +421,8 @@ def up(stack: Stack, clients: Clients) -> dict:
             log(f"topic {attributes['name']} ready")
         elif kind == QUEUE:
             create_queue(clients.sqs, attributes, {k: as_attribute(v) for k, v in props.items()})
+        elif kind == SECRET:
+            create_secret(clients.secretsmanager, attributes["name"], props)
         elif kind == QUEUE_POLICY:
             policy = {"Policy": as_attribute(props["PolicyDocument"])}
             for url in props["Queues"]:
@@ -452,6 +476,16 @@ def create_queue(sqs: Any, attributes: dict[str, str], wanted: dict[str, str]) -
     log(f"queue {attributes['name']} ready")
 
 
+def create_secret(secrets: Any, name: str, props: dict) -> None:
+    """Creates the secret without a value, as CloudFormation does; one that exists keeps its value."""
+    try:
+        secrets.create_secret(Name=name, Description=props.get("Description", ""))
+    except ClientError as e:
+        if error_code(e) != "ResourceExistsException":
+            raise
+    log(f"secret {name} ready")
+
+
 def subscribe(sns: Any, logical_id: str, props: dict) -> str:
     """Subscribes, or converges the existing subscription; returns its ARN."""
     target = {k: props[k] for k in ("TopicArn", "Protocol", "Endpoint")}
@@ -485,6 +519,8 @@ def down(stack: Stack, clients: Clients) -> dict:
          {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}),
         (TABLE, lambda table: clients.dynamodb.delete_table(TableName=table["name"]),
          {"ResourceNotFoundException"}),
+        (SECRET, lambda secret: clients.secretsmanager.delete_secret(
+            SecretId=secret["name"], ForceDeleteWithoutRecovery=True), {"ResourceNotFoundException"}),
     ]  # fmt: skip
     deleted: dict[str, str] = {}
     for kind, delete, gone in steps:

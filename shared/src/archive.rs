@@ -26,7 +26,7 @@ impl ArchivedEvent {
         ArchivedEvent {
             task_id: event.data.task_id(),
             event_id: event.id,
-            event_type: event.kind().cloud_event_type().to_owned(),
+            event_type: event.wire_type().name().to_owned(),
             time: event.time,
             sequence: event.sequence,
             body: body.to_owned(),

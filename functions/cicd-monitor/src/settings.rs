@@ -1,6 +1,8 @@
 //! The CI/CD monitor's settings: `BUILD_REQUESTS_TABLE`, the webhook's URL from the secret
-//! `CICD_WEBHOOK_SECRET_ARN` names (in AWS) or from `CICD_WEBHOOK_URL` (locally), both
-//! optional, `CICD_WEBHOOK_TIMEOUT_SECS` (default 5), and the toolkit's variables.
+//! `CICD_WEBHOOK_SECRET_ARN` names (the stack's, which holds no value until one is set) or,
+//! locally, from `CICD_WEBHOOK_URL`, which then stands in for the secret; both optional.
+//! `CICD_WEBHOOK_TIMEOUT_SECS` (default 5), `CICD_WEBHOOK_SECRET_TTL_SECS` (300), and the
+//! toolkit's variables.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,12 +76,8 @@ impl Settings for CicdSettings {
         let webhook_secret_ttl = Duration::from_secs(ttl);
         let url = variables.optional(CICD_WEBHOOK_URL);
         let webhook_secret = variables.optional(CICD_WEBHOOK_SECRET_ARN);
-        if url.is_some() && webhook_secret.is_some() {
-            return Err(ConfigError::invalid(
-                CICD_WEBHOOK_URL,
-                format!("set it or {CICD_WEBHOOK_SECRET_ARN}, not both"),
-            ));
-        }
+        // Locally the URL itself, when set, stands in for the stack's secret.
+        let webhook_secret = webhook_secret.filter(|_| url.is_none());
         let webhook = url
             .map(|url| notifier(&url, webhook_timeout, CICD_WEBHOOK_URL))
             .transpose()?;
@@ -103,10 +101,7 @@ impl CicdSettings {
         let webhook = match (&self.webhook, &self.webhook_secret) {
             (Some(webhook), _) => Some(webhook.clone()),
             (None, Some(secret)) => {
-                let source = SecretsManagerUrl {
-                    aws: aws.clone(),
-                    secret_id: secret.clone(),
-                };
+                let source = SecretsManagerUrl::new(aws, secret.clone());
                 let webhook = SecretWebhook::new(
                     Arc::new(source),
                     self.webhook_timeout,
@@ -160,21 +155,19 @@ mod tests {
     }
 
     #[test]
-    fn when_both_the_url_and_its_secret_are_set_should_refuse_without_repeating_them() {
+    fn when_both_the_url_and_its_secret_are_set_should_use_the_url_and_never_read_the_secret() {
         let url = "https://hooks.example.com/builds?token=t0k3n";
-        let err = CicdSettings::from_variables(&variables(&[
+        let settings = CicdSettings::from_variables(&variables(&[
             (CICD_WEBHOOK_URL, url),
             (
                 CICD_WEBHOOK_SECRET_ARN,
                 "arn:aws:secretsmanager:us-east-1:1:secret:hook",
             ),
         ]))
-        .err()
-        .expect("refused");
+        .unwrap();
 
-        let message = err.to_string();
-        assert!(message.contains(CICD_WEBHOOK_URL), "{message}");
-        assert!(!message.contains("t0k3n"), "{message}");
+        assert!(settings.webhook.is_some());
+        assert!(settings.webhook_secret.is_none());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use shared::adapters::clients::SdkConfig;
 use shared::adapters::{clients, DynamoTaskStore, SnsPublisher};
+use shared::events::{Emission, EMITTED_EVENT_TYPES};
 use shared::ports::{EventPublisher, Outbox, StoreError};
 use shared::relay::{sweep, SweepLimits, SweepReport};
 use shared::retry::Backoff;
@@ -44,6 +45,8 @@ pub struct SweeperSettings {
     pub tasks_table: String,
     pub topic_arn: String,
     pub outbox_shards: u32,
+    /// The types events are published as (`EMITTED_EVENT_TYPES`).
+    pub emission: Emission,
     pub config: SweeperConfig,
     /// Retries of publishing; not a variable.
     pub backoff: Backoff,
@@ -56,6 +59,7 @@ impl Settings for SweeperSettings {
             TASKS_TABLE,
             EVENTS_TOPIC_ARN,
             OUTBOX_SHARDS,
+            EMITTED_EVENT_TYPES,
             OUTBOX_MIN_AGE_SECS,
             OUTBOX_MAX_TASKS,
             STACK_NAME,
@@ -71,6 +75,7 @@ impl Settings for SweeperSettings {
             tasks_table: variables.required(TASKS_TABLE)?,
             topic_arn: variables.required(EVENTS_TOPIC_ARN)?,
             outbox_shards: outbox_shards(variables)?,
+            emission: Emission::from_variables(variables)?,
             config: SweeperConfig {
                 min_age: Duration::from_secs(
                     variables.parsed_or(OUTBOX_MIN_AGE_SECS, DEFAULT_MIN_AGE_SECS)?,
@@ -92,11 +97,14 @@ impl SweeperSettings {
                 clients::dynamodb(aws),
                 &self.tasks_table,
             )),
-            Arc::new(SnsPublisher::new(
-                clients::sns(aws, &self.backoff),
-                &self.topic_arn,
-                self.backoff,
-            )),
+            Arc::new(
+                SnsPublisher::new(
+                    clients::sns(aws, &self.backoff),
+                    &self.topic_arn,
+                    self.backoff,
+                )
+                .emitting(self.emission.clone()),
+            ),
             self.config,
         )
     }

@@ -1,6 +1,7 @@
 //! The task API's settings: `TASKS_TABLE`, `EVENTS_TOPIC_ARN`, `DASHBOARD_TABLE`,
 //! `REQUEST_KEYS_TABLE` (the `Idempotency-Key`s), `EVENT_ARCHIVE_TABLE` (the timelines),
-//! `DASHBOARD_SHARDS` (default 64), `OUTBOX_SHARDS` (default 32), `OPERATOR_SCOPE` (the
+//! `DASHBOARD_SHARDS` (default 64), `OUTBOX_SHARDS` (default 32), `EMITTED_EVENT_TYPES`
+//! (the types events are published as, default every kind's v1), `OPERATOR_SCOPE` (the
 //! scope the statistics need, default `orchestration/operator`) and `API_STAGE` (the HTTP
 //! API's stage, whose name prefixes the paths API Gateway passes on).
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use dashboard::{counter_shards, DynamoDashboardStore, DASHBOARD_SHARDS, DASHBOARD_TABLE};
 use shared::adapters::clients::SdkConfig;
 use shared::adapters::{clients, DynamoEventArchive, DynamoTaskStore, SnsPublisher};
+use shared::events::{Emission, EMITTED_EVENT_TYPES};
 use shared::retry::Backoff;
 use shared::service::TaskService;
 use shared::settings::{
@@ -33,6 +35,7 @@ pub struct ApiSettings {
     pub archive_table: String,
     pub dashboard_shards: u32,
     pub outbox_shards: u32,
+    pub emission: Emission,
     pub operator_scope: String,
     pub stage: Option<String>,
     /// Retries of publishing; not a variable.
@@ -50,6 +53,7 @@ impl Settings for ApiSettings {
             EVENT_ARCHIVE_TABLE,
             DASHBOARD_SHARDS,
             OUTBOX_SHARDS,
+            EMITTED_EVENT_TYPES,
             OPERATOR_SCOPE,
             API_STAGE,
             STACK_NAME,
@@ -65,6 +69,7 @@ impl Settings for ApiSettings {
             archive_table: variables.required(EVENT_ARCHIVE_TABLE)?,
             dashboard_shards: counter_shards(variables)?,
             outbox_shards: outbox_shards(variables)?,
+            emission: Emission::from_variables(variables)?,
             operator_scope: variables
                 .optional(OPERATOR_SCOPE)
                 .unwrap_or_else(|| DEFAULT_OPERATOR_SCOPE.to_owned()),
@@ -83,11 +88,14 @@ impl ApiSettings {
         // clone shares the first one's connections.
         let dynamodb = clients::dynamodb(aws);
         let store = Arc::new(DynamoTaskStore::new(dynamodb.clone(), &self.tasks_table));
-        let publisher = Arc::new(SnsPublisher::new(
-            clients::sns(aws, &self.backoff),
-            &self.topic_arn,
-            self.backoff,
-        ));
+        let publisher = Arc::new(
+            SnsPublisher::new(
+                clients::sns(aws, &self.backoff),
+                &self.topic_arn,
+                self.backoff,
+            )
+            .emitting(self.emission.clone()),
+        );
         Deps {
             tasks: TaskService::new(store.clone(), store, publisher),
             dashboard: Arc::new(

@@ -2,7 +2,9 @@
 //! types) read from the event archive's time index, kept to those the consumer's
 //! subscription filter admits, and sent to that consumer's queue alone, with their original
 //! ids, bodies and message attributes, so its inbox skips what it applied and applies what
-//! it missed. Bounded in rate, counted first on a dry run, and resumable: a checkpoint file
+//! it missed. An event archived in a version the consumer's filter does not admit is sent in
+//! the version it does (`task.completed.v1` as `.v2`, say), rendered from the archived one
+//! with the same id. Bounded in rate, counted first on a dry run, and resumable: a checkpoint file
 //! records each shard's progress.
 
 pub mod filter;
@@ -18,7 +20,7 @@ use shared::adapters::dynamo::Item;
 use shared::adapters::dynamo_archive::{stamp, time_key};
 use shared::adapters::DynamoEventArchive;
 use shared::archive::ArchivedEvent;
-use shared::events::EventKind;
+use shared::events::{EventEnvelope, EventKind, EventType};
 
 pub use filter::FilterPolicy;
 
@@ -106,22 +108,53 @@ impl Plan {
         Ok(())
     }
 
-    fn wants(&self, event: &ArchivedEvent) -> bool {
-        let Some(kind) = EventKind::of_cloud_event_type(&event.event_type) else {
+    /// What to send of `event`, if the plan wants it: as archived when the consumer's
+    /// filter admits its type, else in the newest version of its kind the filter admits.
+    fn delivery(&self, event: &ArchivedEvent) -> Result<Option<Delivery>, ReplayError> {
+        let Some(archived) = EventType::named(&event.event_type) else {
             // A type this build does not know (a later version): only an unfiltered replay
             // of every type sends it, with the attributes it cannot name left out.
-            return self.types.is_empty() && self.filter.is_none();
+            let all = self.types.is_empty() && self.filter.is_none();
+            return Ok(all.then(|| Delivery {
+                body: event.body.clone(),
+                attributes: None,
+            }));
         };
+        let kind = archived.kind();
         let typed = self.types.is_empty()
             || self
                 .types
                 .iter()
                 .any(|wanted| kind_named(wanted) == Some(kind));
-        typed
-            && self
-                .filter
+        if !typed {
+            return Ok(None);
+        }
+        let admits = |ty: EventType| {
+            self.filter
                 .as_ref()
-                .is_none_or(|filter| filter.admits(&kind.message_attributes()))
+                .is_none_or(|filter| filter.admits(&ty.message_attributes()))
+        };
+        if admits(archived) {
+            return Ok(Some(Delivery {
+                body: event.body.clone(),
+                attributes: Some(archived.message_attributes()),
+            }));
+        }
+        let Some(ty) = EventType::versions(kind).filter(|ty| admits(*ty)).last() else {
+            return Ok(None);
+        };
+        let envelope = EventEnvelope::from_json(&event.body).map_err(|err| {
+            ReplayError::Usage(format!(
+                "archived event {} cannot be read to send it as {}: {err}",
+                event.event_id,
+                ty.name()
+            ))
+        })?;
+        let rendered = envelope.as_type(ty).expect("a version of its own kind");
+        Ok(Some(Delivery {
+            body: rendered.to_json(),
+            attributes: Some(ty.message_attributes()),
+        }))
     }
 
     fn window(&self) -> String {
@@ -129,10 +162,20 @@ impl Plan {
     }
 }
 
+/// One message a replay sends: a body and the attributes it travels with.
+#[derive(Debug, Clone, PartialEq)]
+struct Delivery {
+    body: String,
+    attributes: Option<[(&'static str, &'static str); 2]>,
+}
+
+/// The kind an SNS `event_type` (`TaskCompleted`) or a CloudEvents type of any version
+/// (`task.completed.v2`) names.
 fn kind_named(name: &str) -> Option<EventKind> {
     EventKind::ALL
         .into_iter()
-        .find(|kind| kind.name() == name || kind.cloud_event_type() == name)
+        .find(|kind| kind.name() == name)
+        .or_else(|| EventKind::of_cloud_event_type(name))
 }
 
 /// The days the window touches.
@@ -230,8 +273,10 @@ pub async fn run(
                 for chunk in events.chunks(10) {
                     checkpoint.outcome.read += chunk.len() as u64;
                     progress.inc(chunk.len() as u64);
-                    let wanted: Vec<&ArchivedEvent> =
-                        chunk.iter().filter(|event| plan.wants(event)).collect();
+                    let mut wanted = Vec::new();
+                    for event in chunk {
+                        wanted.extend(plan.delivery(event)?);
+                    }
                     checkpoint.outcome.matched += wanted.len() as u64;
                     if !plan.dry_run && !wanted.is_empty() {
                         tokio::select! {
@@ -283,30 +328,30 @@ pub async fn run(
 async fn send(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
-    events: &[&ArchivedEvent],
+    events: &[Delivery],
 ) -> Result<(), ReplayError> {
-    let mut pending: Vec<&ArchivedEvent> = events.to_vec();
+    let mut pending: Vec<&Delivery> = events.iter().collect();
     for attempt in 0..4 {
         let entries = pending
             .iter()
             .enumerate()
             .map(|(i, event)| {
-                let attributes: HashMap<String, MessageAttributeValue> =
-                    EventKind::of_cloud_event_type(&event.event_type)
-                        .map(|kind| {
-                            kind.message_attributes()
-                                .into_iter()
-                                .map(|(name, value)| {
-                                    let attribute = MessageAttributeValue::builder()
-                                        .data_type("String")
-                                        .string_value(value)
-                                        .build()
-                                        .expect("data_type is set");
-                                    (name.to_owned(), attribute)
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                let attributes: HashMap<String, MessageAttributeValue> = event
+                    .attributes
+                    .map(|attributes| {
+                        attributes
+                            .into_iter()
+                            .map(|(name, value)| {
+                                let attribute = MessageAttributeValue::builder()
+                                    .data_type("String")
+                                    .string_value(value)
+                                    .build()
+                                    .expect("data_type is set");
+                                (name.to_owned(), attribute)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 SendMessageBatchRequestEntry::builder()
                     .id(format!("e{i}"))
                     .message_body(&event.body)

@@ -10,7 +10,7 @@ use aws_sdk_sns::Client;
 use tracing::{error, info, info_span, Instrument};
 use uuid::Uuid;
 
-use crate::events::EventEnvelope;
+use crate::events::{Emission, EventEnvelope};
 use crate::metrics;
 use crate::ports::{BatchReport, EventPublisher, PublishFailure};
 use crate::retry::Backoff;
@@ -23,6 +23,7 @@ pub struct SnsPublisher {
     client: Client,
     topic_arn: String,
     backoff: Backoff,
+    emission: Emission,
 }
 
 impl SnsPublisher {
@@ -33,7 +34,25 @@ impl SnsPublisher {
             client,
             topic_arn: topic_arn.into(),
             backoff,
+            emission: Emission::default(),
         }
+    }
+
+    /// Publishes each event as every type `emission` lists of its kind (one message each,
+    /// with the same id), rather than in its first version only.
+    pub fn emitting(mut self, emission: Emission) -> Self {
+        self.emission = emission;
+        self
+    }
+
+    /// The messages of `event`: one per type emitted of its kind.
+    fn messages<'a>(
+        &'a self,
+        event: &'a EventEnvelope,
+    ) -> impl Iterator<Item = EventEnvelope> + 'a {
+        self.emission
+            .of(event.kind())
+            .map(|ty| event.as_type(ty).expect("a type of the event's own kind"))
     }
 
     fn attributes(event: &EventEnvelope) -> HashMap<String, MessageAttributeValue> {
@@ -45,7 +64,7 @@ impl SnsPublisher {
                 .expect("data_type is set")
         };
         event
-            .kind()
+            .wire_type()
             .message_attributes()
             .into_iter()
             .map(|(name, value)| (name.to_owned(), attribute(value)))
@@ -61,7 +80,7 @@ impl SnsPublisher {
                 .iter()
                 .map(|event| {
                     PublishBatchRequestEntry::builder()
-                        .id(event.id.simple().to_string())
+                        .id(entry_id(event))
                         .message(event.to_json())
                         .set_message_attributes(Some(Self::attributes(event)))
                         .build()
@@ -90,13 +109,13 @@ impl SnsPublisher {
                     return;
                 }
             };
-            let mut answered: Vec<Uuid> = Vec::new();
+            let mut answered: Vec<String> = Vec::new();
             for entry in output.successful() {
                 if let Some(event) = find(&remaining, entry.id()) {
-                    info!(event.type = event.kind().name(), event.id = %event.id,
+                    info!(event.type = event.wire_type().name(), event.id = %event.id,
                         message.id = entry.message_id().unwrap_or_default(), "event published");
                     report.published.push(event.id);
-                    answered.push(event.id);
+                    answered.push(entry_id(event));
                 }
             }
             let mut retry = Vec::new();
@@ -104,7 +123,7 @@ impl SnsPublisher {
                 let Some(event) = find(&remaining, Some(entry.id())) else {
                     continue;
                 };
-                answered.push(event.id);
+                answered.push(entry_id(event));
                 let reason = format!(
                     "{}: {}",
                     entry.code(),
@@ -124,7 +143,7 @@ impl SnsPublisher {
             // outbox, and consumers ignore a second copy.
             for event in remaining
                 .iter()
-                .filter(|event| !answered.contains(&event.id))
+                .filter(|event| !answered.contains(&entry_id(event)))
             {
                 let reason = "SNS reported no result for this entry".to_owned();
                 log_failure(event, &reason);
@@ -143,16 +162,49 @@ impl SnsPublisher {
     }
 }
 
-fn find<'a>(events: &[&'a EventEnvelope], entry_id: Option<&str>) -> Option<&'a EventEnvelope> {
-    let entry_id = entry_id?;
-    events
-        .iter()
-        .copied()
-        .find(|event| event.id.simple().to_string() == entry_id)
+/// The batch entry of one message: the event id and its version (both types of an event
+/// may share a batch).
+fn entry_id(event: &EventEnvelope) -> String {
+    format!("{}-{}", event.id.simple(), event.wire_type().version())
+}
+
+fn find<'a>(events: &[&'a EventEnvelope], id: Option<&str>) -> Option<&'a EventEnvelope> {
+    let id = id?;
+    events.iter().copied().find(|event| entry_id(event) == id)
 }
 
 fn log_failure(event: &EventEnvelope, reason: &str) {
-    error!(event.type = event.kind().name(), event.id = %event.id, reason, "publishing event failed");
+    error!(event.type = event.wire_type().name(), event.id = %event.id, reason, "publishing event failed");
+}
+
+/// The report of `events` from that of their messages: an event is published once every
+/// message of it is, and failed (with its first reason) when any is.
+fn by_event(
+    events: &[EventEnvelope],
+    messages: BatchReport,
+    per_event: impl Fn(&EventEnvelope) -> usize,
+) -> BatchReport {
+    let mut report = BatchReport::default();
+    for event in events {
+        let per_event = per_event(event);
+        if let Some(failure) = messages.failed.iter().find(|f| f.event_id == event.id) {
+            report.failed.push(failure.clone());
+        } else if messages
+            .published
+            .iter()
+            .filter(|id| **id == event.id)
+            .count()
+            >= per_event
+        {
+            report.published.push(event.id);
+        } else {
+            report.failed.push(PublishFailure {
+                event_id: event.id,
+                reason: "not every version of the event was published".to_owned(),
+            });
+        }
+    }
+    report
 }
 
 fn failure<E, R>(event_id: Uuid, err: &SdkError<E, R>) -> PublishFailure
@@ -173,29 +225,30 @@ impl EventPublisher for SnsPublisher {
             info_span!("PublishEvent", event.type = event.kind().name(), event.id = %event.id);
         async {
             info!("publishing event");
-            let result = self
-                .client
-                .publish()
-                .topic_arn(&self.topic_arn)
-                .message(event.to_json())
-                .set_message_attributes(Some(Self::attributes(event)))
-                .send()
-                .await;
-            match result {
-                Ok(output) => {
-                    info!(
+            for message in self.messages(event) {
+                let result = self
+                    .client
+                    .publish()
+                    .topic_arn(&self.topic_arn)
+                    .message(message.to_json())
+                    .set_message_attributes(Some(Self::attributes(&message)))
+                    .send()
+                    .await;
+                match result {
+                    Ok(output) => info!(
+                        event.type = message.wire_type().name(),
                         message.id = output.message_id().unwrap_or_default(),
                         "event published"
-                    );
-                    Ok(())
-                }
-                Err(err) => {
-                    let failure = failure(event.id, &err);
-                    log_failure(event, &failure.reason);
-                    metrics::publish_failures(1);
-                    Err(failure)
+                    ),
+                    Err(err) => {
+                        let failure = failure(event.id, &err);
+                        log_failure(&message, &failure.reason);
+                        metrics::publish_failures(1);
+                        return Err(failure);
+                    }
                 }
             }
+            Ok(())
         }
         .instrument(span)
         .await
@@ -211,10 +264,15 @@ impl EventPublisher for SnsPublisher {
         async {
             info!("publishing events");
             let started = std::time::Instant::now();
-            let mut report = BatchReport::default();
-            for chunk in events.chunks(MAX_BATCH_ENTRIES) {
-                self.publish_chunk(chunk, &mut report).await;
+            let messages: Vec<EventEnvelope> = events
+                .iter()
+                .flat_map(|event| self.messages(event))
+                .collect();
+            let mut sent = BatchReport::default();
+            for chunk in messages.chunks(MAX_BATCH_ENTRIES) {
+                self.publish_chunk(chunk, &mut sent).await;
             }
+            let report = by_event(events, sent, |event| self.emission.of(event.kind()).count());
             let span = tracing::Span::current();
             span.record("event.published_count", report.published.len());
             span.record("event.failed_count", report.failed.len());
@@ -331,7 +389,7 @@ mod tests {
     async fn when_one_entry_fails_transiently_should_retry_only_that_entry() {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let events = events(3);
-        let flaky = events[1].id.simple().to_string();
+        let flaky = entry_id(&events[1]);
         let rule = batch_rule(sizes.clone(), move |call, id| {
             (call == 0 && id == flaky).then_some(false)
         });
@@ -347,7 +405,7 @@ mod tests {
     async fn when_an_entry_keeps_failing_should_give_up_after_three_retries_and_keep_the_others() {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let events = events(4);
-        let broken = events[2].id.simple().to_string();
+        let broken = entry_id(&events[2]);
         let rule = batch_rule(sizes.clone(), move |_, id| (id == broken).then_some(false));
 
         let report = publisher(&rule).publish_batch(&events).await;
@@ -363,7 +421,7 @@ mod tests {
     async fn when_an_entry_is_refused_as_invalid_should_not_retry_it() {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let events = events(2);
-        let invalid = events[0].id.simple().to_string();
+        let invalid = entry_id(&events[0]);
         let rule = batch_rule(sizes.clone(), move |_, id| (id == invalid).then_some(true));
 
         let report = publisher(&rule).publish_batch(&events).await;
@@ -407,7 +465,7 @@ mod tests {
     #[tokio::test]
     async fn when_sns_reports_an_entry_neither_way_should_count_it_as_failed() {
         let events = events(3);
-        let silent = events[1].id.simple().to_string();
+        let silent = entry_id(&events[1]);
         let rule = mock!(aws_sdk_sns::Client::publish_batch).then_compute_output(
             move |input: &PublishBatchInput| {
                 let mut output = PublishBatchOutput::builder();
@@ -446,5 +504,91 @@ mod tests {
         publisher.publish(&event).await.unwrap();
 
         assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_a_second_version_is_emitted_should_publish_both_with_one_id_and_report_the_event_once(
+    ) {
+        // Given a publisher emitting task.completed in v1 and v2, a creation and a completion
+        let emission = Emission::parse(
+            "task.created.v1,task.started.v1,task.completed.v1,task.completed.v2,task.failed.v1",
+        )
+        .unwrap();
+        let created = events(1).remove(0);
+        let [_, _, completed] = crate::fixtures::Run::default().events();
+        let sent = Arc::new(Mutex::new(Vec::<(String, String, String)>::new()));
+        let seen = sent.clone();
+        let rule = mock!(aws_sdk_sns::Client::publish_batch).then_compute_output(
+            move |input: &PublishBatchInput| {
+                let mut output = PublishBatchOutput::builder();
+                for entry in input.publish_batch_request_entries() {
+                    let attributes = entry.message_attributes().unwrap();
+                    seen.lock().unwrap().push((
+                        entry.id().to_owned(),
+                        attributes["event_version"]
+                            .string_value()
+                            .unwrap()
+                            .to_owned(),
+                        entry.message().to_owned(),
+                    ));
+                    output = output.successful(success(entry.id()));
+                }
+                output.build()
+            },
+        );
+        let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&rule]);
+        let publisher =
+            SnsPublisher::new(client, "arn:aws:sns:us-east-1:000000000000:events", fast())
+                .emitting(emission);
+
+        // When both are published
+        let report = publisher
+            .publish_batch(&[created.clone(), completed.clone()])
+            .await;
+
+        // Then three messages went out: the creation once, the completion as v1 and as v2
+        let sent = sent.lock().unwrap().clone();
+        let versions: Vec<&str> = sent
+            .iter()
+            .map(|(_, version, _)| version.as_str())
+            .collect();
+        assert_eq!(versions, ["v1", "v1", "v2"]);
+        let v2 = EventEnvelope::from_json(&sent[2].2).unwrap();
+        assert_eq!(v2.id, completed.id);
+        assert_eq!(v2.wire_type(), crate::events::EventType::TaskCompletedV2);
+        assert_eq!(v2.data, completed.data);
+        assert!(sent[2].2.contains("\"cost_micro_usd\""), "{}", sent[2].2);
+        // And each event is reported once
+        assert_eq!(report.published, [created.id, completed.id]);
+        assert!(report.failed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn when_one_version_of_an_event_fails_should_report_the_event_failed() {
+        let emission = Emission::parse(
+            "task.created.v1,task.started.v1,task.completed.v1,task.completed.v2,task.failed.v1",
+        )
+        .unwrap();
+        let [_, _, completed] = crate::fixtures::Run::default().events();
+        let v2 = entry_id(
+            &completed
+                .as_type(crate::events::EventType::TaskCompletedV2)
+                .unwrap(),
+        );
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let rule = batch_rule(sizes.clone(), move |_, id| (id == v2).then_some(true));
+        let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&rule]);
+        let publisher =
+            SnsPublisher::new(client, "arn:aws:sns:us-east-1:000000000000:events", fast())
+                .emitting(emission);
+
+        let report = publisher
+            .publish_batch(std::slice::from_ref(&completed))
+            .await;
+
+        // The event stays in the outbox: a copy of v1 later is skipped by its consumers.
+        assert!(report.published.is_empty(), "{report:?}");
+        assert_eq!(report.failed.len(), 1);
+        assert_eq!(report.failed[0].event_id, completed.id);
     }
 }

@@ -224,7 +224,7 @@ impl Consumer {
             messaging.destination.name = %queue,
             messaging.message.id = message_id(message),
             cloudevents.event_id = event.map(|e| tracing::field::display(e.id)),
-            cloudevents.event_type = event.map(|e| e.kind().cloud_event_type()),
+            cloudevents.event_type = event.map(|e| e.wire_type().name()),
             event.type = event.map(|e| e.kind().name()),
             event.id = event.map(|e| tracing::field::display(e.id)),
             task.id = event.map(|e| e.subject.as_str()),

@@ -10,7 +10,7 @@ use cloudevents::{AttributesReader, Data, Event};
 use serde_json::{json, Value};
 
 use super::schema::{file_name, ENVELOPE_SCHEMA_ID};
-use super::{EventEnvelope, EventKind};
+use super::{EventEnvelope, EventKind, EventType};
 use crate::domain::{ExecutionStrategy, TaskComplexity, TaskType, Usage};
 use crate::memory::{MemoryStore, RecordingPublisher};
 use crate::service::{Caller, Command, TaskService};
@@ -34,8 +34,19 @@ fn errors(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
         .collect()
 }
 
-/// One event of each kind, emitted by the use cases and taken from the publisher.
+/// One event of each kind, emitted by the use cases and taken from the publisher, in every
+/// type of its kind (each version a producer may emit).
 pub(super) async fn emitted() -> Vec<EventEnvelope> {
+    emitted_v1()
+        .await
+        .iter()
+        .flat_map(|event| {
+            EventType::versions(event.kind()).map(|ty| event.as_type(ty).expect("its own kind"))
+        })
+        .collect()
+}
+
+async fn emitted_v1() -> Vec<EventEnvelope> {
     let store = Arc::new(MemoryStore::new());
     let publisher = Arc::new(RecordingPublisher::new());
     let service = TaskService::new(store.clone(), store, publisher.clone());
@@ -79,19 +90,23 @@ pub(super) async fn emitted() -> Vec<EventEnvelope> {
 }
 
 #[tokio::test]
-async fn when_emitted_should_cover_every_event_kind() {
-    let kinds: Vec<EventKind> = emitted().await.iter().map(|e| e.kind()).collect();
+async fn when_emitted_should_cover_every_event_kind_and_type() {
+    let kinds: Vec<EventKind> = emitted_v1().await.iter().map(|e| e.kind()).collect();
     for kind in EventKind::ALL {
         assert!(kinds.contains(&kind), "{kind:?} not emitted: {kinds:?}");
+    }
+    let types: Vec<EventType> = emitted().await.iter().map(|e| e.wire_type()).collect();
+    for ty in EventType::ALL {
+        assert!(types.contains(&ty), "{ty:?} not emitted: {types:?}");
     }
 }
 
 #[tokio::test]
 async fn when_emitted_should_validate_against_the_checked_in_schemas() {
     let envelope = validator(&checked_in("cloudevent.json"));
-    let data: HashMap<EventKind, jsonschema::Validator> = EventKind::ALL
+    let data: HashMap<EventType, jsonschema::Validator> = EventType::ALL
         .into_iter()
-        .map(|kind| (kind, validator(&checked_in(&file_name(kind)))))
+        .map(|ty| (ty, validator(&checked_in(&file_name(ty)))))
         .collect();
     for event in emitted().await {
         let document: Value = serde_json::from_str(&event.to_json()).unwrap();
@@ -100,7 +115,7 @@ async fn when_emitted_should_validate_against_the_checked_in_schemas() {
             Vec::<String>::new(),
             "{document}"
         );
-        let payload = &data[&event.kind()];
+        let payload = &data[&event.wire_type()];
         assert_eq!(
             errors(payload, &document["data"]),
             Vec::<String>::new(),
@@ -141,12 +156,12 @@ async fn when_read_by_the_cloudevents_sdk_should_keep_every_attribute() {
         let parsed: Event = serde_json::from_str(&event.to_json())
             .unwrap_or_else(|err| panic!("{:?}: {err}", event.kind()));
         assert_eq!(parsed.id(), event.id.to_string());
-        assert_eq!(parsed.ty(), event.kind().cloud_event_type());
+        assert_eq!(parsed.ty(), event.wire_type().name());
         assert_eq!(parsed.source().as_str(), "/orchestration/tasks");
         assert_eq!(parsed.subject(), Some(event.subject.as_str()));
         assert_eq!(
             parsed.dataschema().map(|uri| uri.as_str()),
-            Some(event.kind().data_schema())
+            Some(event.wire_type().data_schema().as_str())
         );
         assert_eq!(parsed.datacontenttype(), Some("application/json"));
         assert_eq!(
@@ -169,11 +184,21 @@ async fn when_read_by_the_cloudevents_sdk_should_keep_every_attribute() {
 
 /// The fields the service's contract promises each event's data, as any CloudEvents
 /// reader sees them: the seed's, and the owner and title for the platform's subscribers.
-fn promised(kind: EventKind) -> &'static [&'static str] {
-    match kind {
-        EventKind::TaskCreated => &["task_id", "user_id", "title"],
-        EventKind::TaskStarted => &["task_id", "task_type", "complexity", "strategy", "user_id"],
-        EventKind::TaskCompleted => &[
+fn promised(ty: EventType) -> &'static [&'static str] {
+    match ty {
+        EventType::TaskCreatedV1 => &["task_id", "user_id", "title"],
+        EventType::TaskStartedV1 => &["task_id", "task_type", "complexity", "strategy", "user_id"],
+        EventType::TaskCompletedV2 => &[
+            "task_id",
+            "user_id",
+            "task_type",
+            "complexity",
+            "strategy",
+            "tokens_used",
+            "cost_micro_usd",
+            "duration_ms",
+        ],
+        EventType::TaskCompletedV1 => &[
             "task_id",
             "user_id",
             "task_type",
@@ -183,7 +208,7 @@ fn promised(kind: EventKind) -> &'static [&'static str] {
             "cost_usd",
             "duration_ms",
         ],
-        EventKind::TaskFailed => &[
+        EventType::TaskFailedV1 => &[
             "task_id",
             "task_type",
             "complexity",
@@ -203,7 +228,7 @@ async fn when_read_by_the_cloudevents_sdk_should_carry_every_promised_field() {
         let Some(Data::Json(data)) = parsed.data() else {
             panic!("{:?}: no JSON data", event.kind());
         };
-        for field in promised(event.kind()) {
+        for field in promised(event.wire_type()) {
             assert!(
                 data.get(field).is_some_and(|value| !value.is_null()),
                 "{:?} lacks {field}: {data}",

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::version::{self, EventType};
 use super::{EventKind, Sequence};
 use crate::domain::{Task, TaskEventData};
 
@@ -13,7 +14,9 @@ pub const SPEC_VERSION: &str = "1.0";
 pub const EVENT_SOURCE: &str = "/orchestration/tasks";
 pub const DATA_CONTENT_TYPE: &str = "application/json";
 
-/// A task's lifecycle event as a CloudEvent (structured mode, JSON).
+/// A task's lifecycle event as a CloudEvent (structured mode, JSON). `data` is the domain's
+/// payload; `dataschema` names the type it travels as (see `super::version`), which
+/// `to_json` writes and `from_json` reads: serialise with those, not with serde directly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "Task lifecycle event")]
 pub struct EventEnvelope {
@@ -25,6 +28,7 @@ pub struct EventEnvelope {
     pub source: String,
     /// `type` and `data` of the CloudEvent.
     #[serde(flatten)]
+    #[schemars(with = "version::WireData")]
     pub data: TaskEventData,
     /// When the change happened (RFC 3339, UTC, milliseconds).
     #[serde(with = "crate::time")]
@@ -57,6 +61,11 @@ pub enum EventParseError {
     SpecVersion(String),
     #[error("subject {subject:?} does not match data.task_id {task_id}")]
     Subject { subject: String, task_id: Uuid },
+    #[error("dataschema {dataschema:?} is not that of type {event_type}")]
+    DataSchema {
+        dataschema: String,
+        event_type: &'static str,
+    },
 }
 
 impl From<serde_json::Error> for EventParseError {
@@ -98,13 +107,66 @@ impl EventEnvelope {
         self.data.task_id()
     }
 
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("an event envelope always serialises")
+    /// The type the event travels as: the version its `dataschema` names.
+    pub fn wire_type(&self) -> EventType {
+        let kind = self.kind();
+        EventType::versions(kind)
+            .find(|ty| ty.data_schema() == self.dataschema)
+            .unwrap_or_else(|| EventType::first(kind))
     }
 
-    /// Parses and checks a structured-mode CloudEvent produced by this service.
+    /// The same event as `ty` carries it (same id, sequence, time and trace); `None` when
+    /// `ty` is a version of another kind.
+    pub fn as_type(&self, ty: EventType) -> Option<EventEnvelope> {
+        (ty.kind() == self.kind()).then(|| EventEnvelope {
+            dataschema: ty.data_schema(),
+            ..self.clone()
+        })
+    }
+
+    /// The CloudEvent, as the type `dataschema` names.
+    pub fn to_json(&self) -> String {
+        let ty = self.wire_type();
+        if ty == EventType::first(self.kind()) {
+            return serde_json::to_string(self).expect("an event envelope always serialises");
+        }
+        let mut document = serde_json::to_value(self).expect("an event envelope always serialises");
+        document["type"] = ty.name().into();
+        document["data"] = version::render(&self.data, ty).expect("a version of its own kind");
+        document.to_string()
+    }
+
+    /// Parses and checks a structured-mode CloudEvent produced by this service, of any
+    /// type it knows (see `super::version`).
     pub fn from_json(body: &str) -> Result<Self, EventParseError> {
-        let envelope: EventEnvelope = serde_json::from_str(body)?;
+        #[derive(Deserialize)]
+        struct Typed<'a> {
+            #[serde(rename = "type", borrow)]
+            event_type: std::borrow::Cow<'a, str>,
+        }
+        let typed: Typed = serde_json::from_str(body)?;
+        let ty = EventType::named(&typed.event_type);
+        let envelope: EventEnvelope = match ty {
+            // A later version: its `data` is read as the domain's payload, and the envelope
+            // keeps its `dataschema`, so it is written again as it came.
+            Some(ty) if ty != EventType::first(ty.kind()) => {
+                let mut document: serde_json::Value = serde_json::from_str(body)?;
+                let data = version::read(ty, document["data"].take())?;
+                let first = EventType::first(ty.kind());
+                document["type"] = first.name().into();
+                document["data"] = version::render(&data, first).expect("its own kind");
+                serde_json::from_value(document)?
+            }
+            _ => serde_json::from_str(body)?,
+        };
+        if let Some(ty) = ty {
+            if envelope.dataschema != ty.data_schema() {
+                return Err(EventParseError::DataSchema {
+                    dataschema: envelope.dataschema,
+                    event_type: ty.name(),
+                });
+            }
+        }
         if envelope.specversion != SPEC_VERSION {
             return Err(EventParseError::SpecVersion(envelope.specversion));
         }

@@ -25,7 +25,7 @@ use serde_json::Value;
 use super::compat::{self, Break};
 use super::contract_tests::emitted;
 use super::schema::{self, file_name};
-use super::{EventEnvelope, EventKind};
+use super::{EventEnvelope, EventKind, EventType};
 
 /// The released envelope's file under `released/`, beside one file per type.
 const ENVELOPE: &str = "cloudevent.json";
@@ -174,14 +174,9 @@ impl Contract {
             }
         }
         let generated: BTreeMap<String, Value> = schema::all().into_iter().collect();
-        let current = EventKind::ALL
+        let current = EventType::ALL
             .into_iter()
-            .map(|kind| {
-                (
-                    kind.cloud_event_type().to_owned(),
-                    generated[&file_name(kind)].clone(),
-                )
-            })
+            .map(|ty| (ty.name().to_owned(), generated[&file_name(ty)].clone()))
             .collect();
         Contract {
             released,
@@ -371,9 +366,8 @@ async fn when_compared_with_the_released_contract_should_hold_both_ways() {
 async fn when_the_contract_is_seeded_should_hold_every_type_and_the_events_before_the_added_fields()
 {
     let contract = Contract::load(&schemas_dir()).await;
-    for kind in EventKind::ALL {
-        let event_type = kind.cloud_event_type();
-        assert!(contract.released.contains_key(event_type), "{event_type}");
+    for ty in EventType::ALL {
+        assert!(contract.released.contains_key(ty.name()), "{}", ty.name());
     }
     // Recorded before user_id, title, strategy (of TaskStarted) and error_message.
     let before: BTreeSet<&str> = contract

@@ -1,6 +1,7 @@
 //! The names under which each event type travels: SNS message attributes, which the
 //! subscriptions' filter policies match, and the CloudEvents `type`.
 
+use super::EventType;
 use crate::domain::TaskEventData;
 
 /// The event types, as named in SNS message attributes and filter policies.
@@ -39,45 +40,25 @@ impl EventKind {
         }
     }
 
-    /// Value of the CloudEvents `type` attribute, as the envelope serialises it.
+    /// The CloudEvents `type` of its first version (`task.created.v1`), in which the
+    /// domain's payload travels as it is.
     pub fn cloud_event_type(self) -> &'static str {
-        match self {
-            EventKind::TaskCreated => "task.created.v1",
-            EventKind::TaskStarted => "task.started.v1",
-            EventKind::TaskCompleted => "task.completed.v1",
-            EventKind::TaskFailed => "task.failed.v1",
-        }
+        EventType::first(self).name()
     }
 
-    /// Value of the CloudEvents `dataschema` attribute: the URI of the JSON Schema of the
-    /// event's `data`, the `$id` of `schemas/<type>.json` (see `super::schema`).
-    pub fn data_schema(self) -> &'static str {
-        match self {
-            EventKind::TaskCreated => "urn:task-orchestration:schemas:task.created.v1",
-            EventKind::TaskStarted => "urn:task-orchestration:schemas:task.started.v1",
-            EventKind::TaskCompleted => "urn:task-orchestration:schemas:task.completed.v1",
-            EventKind::TaskFailed => "urn:task-orchestration:schemas:task.failed.v1",
-        }
+    /// The CloudEvents `dataschema` of its first version: the `$id` of
+    /// `schemas/<type>.json` (see `super::schema`).
+    pub fn data_schema(self) -> String {
+        EventType::first(self).data_schema()
     }
 
-    /// Value of the `event_version` message attribute.
-    /// The SNS message attributes an event of this kind is published with, which the
-    /// subscriptions' filter policies match (and replays send again).
+    /// The SNS message attributes of its first version.
     pub fn message_attributes(self) -> [(&'static str, &'static str); 2] {
-        [
-            ("event_type", self.name()),
-            ("event_version", self.version()),
-        ]
+        EventType::first(self).message_attributes()
     }
 
-    /// The kind of a CloudEvents type (`task.created.v1`), if it is one of ours.
+    /// The kind of a CloudEvents type (`task.completed.v2`), if it is one of ours.
     pub fn of_cloud_event_type(event_type: &str) -> Option<EventKind> {
-        EventKind::ALL
-            .into_iter()
-            .find(|kind| kind.cloud_event_type() == event_type)
-    }
-
-    pub fn version(self) -> &'static str {
-        "v1"
+        EventType::named(event_type).map(EventType::kind)
     }
 }

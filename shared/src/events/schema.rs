@@ -5,7 +5,9 @@ use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 use serde_json::Value;
 
-use super::{EventEnvelope, EventKind, TaskCompleted, TaskCreated, TaskFailed, TaskStarted};
+use super::{
+    EventEnvelope, EventType, TaskCompleted, TaskCompletedV2, TaskCreated, TaskFailed, TaskStarted,
+};
 
 /// `$id` of the envelope's schema, `schemas/cloudevent.json`.
 pub const ENVELOPE_SCHEMA_ID: &str = "urn:task-orchestration:schemas:cloudevent";
@@ -16,21 +18,22 @@ pub fn all() -> Vec<(String, Value)> {
         "cloudevent.json".to_owned(),
         generate::<EventEnvelope>(ENVELOPE_SCHEMA_ID),
     )];
-    for kind in EventKind::ALL {
-        let schema = match kind {
-            EventKind::TaskCreated => generate::<TaskCreated>,
-            EventKind::TaskStarted => generate::<TaskStarted>,
-            EventKind::TaskCompleted => generate::<TaskCompleted>,
-            EventKind::TaskFailed => generate::<TaskFailed>,
+    for ty in EventType::ALL {
+        let schema = match ty {
+            EventType::TaskCreatedV1 => generate::<TaskCreated>,
+            EventType::TaskStartedV1 => generate::<TaskStarted>,
+            EventType::TaskCompletedV1 => generate::<TaskCompleted>,
+            EventType::TaskCompletedV2 => generate::<TaskCompletedV2>,
+            EventType::TaskFailedV1 => generate::<TaskFailed>,
         };
-        files.push((file_name(kind), schema(kind.data_schema())));
+        files.push((file_name(ty), schema(&ty.data_schema())));
     }
     files
 }
 
-/// The file under `schemas/` that holds the schema of `kind`'s `data`.
-pub fn file_name(kind: EventKind) -> String {
-    format!("{}.json", kind.cloud_event_type())
+/// The file under `schemas/` that holds the schema of the `data` of type `ty`.
+pub fn file_name(ty: EventType) -> String {
+    format!("{}.json", ty.name())
 }
 
 fn generate<T: JsonSchema>(id: &str) -> Value {
@@ -94,12 +97,12 @@ mod tests {
 
     #[test]
     fn when_generated_should_name_each_schema_by_its_dataschema_uri() {
-        for kind in EventKind::ALL {
+        for ty in EventType::ALL {
             let (_, schema) = all()
                 .into_iter()
-                .find(|(name, _)| *name == file_name(kind))
+                .find(|(name, _)| *name == file_name(ty))
                 .unwrap();
-            assert_eq!(schema["$id"], kind.data_schema());
+            assert_eq!(schema["$id"], ty.data_schema());
             assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
         }
     }

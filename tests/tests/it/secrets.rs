@@ -45,7 +45,7 @@ async fn when_the_webhook_url_is_in_a_secret_should_post_build_requests_to_it() 
     // Given a webhook on loopback whose URL only a secret holds
     let env = TestEnv::new("secret").await;
     let hook = webhook(false).await;
-    let arn = secret(&env, "CicdWebhookSecret", &hook.url).await;
+    let arn = secret(&env, "HookSecret", &hook.url).await;
 
     // When the cicd-monitor starts from the template's variables naming that secret
     let settings = CicdSettings::from_variables(&env.variables_with([(SECRET_ARN, arn.as_str())]))
@@ -83,7 +83,7 @@ async fn when_the_secret_is_missing_or_no_url_should_refuse_to_start_without_rep
     // Given a secret that holds no URL, and the ARN of one that does not exist
     let env = TestEnv::new("nosecret").await;
     let value = "not-a-url-but-a-credential-5e2a";
-    let arn = secret(&env, "CicdWebhookSecret", value).await;
+    let arn = secret(&env, "HookSecret", value).await;
     let missing = format!("{arn}-gone");
 
     for secret_arn in [arn.as_str(), missing.as_str()] {
@@ -103,5 +103,80 @@ async fn when_the_secret_is_missing_or_no_url_should_refuse_to_start_without_rep
         assert!(!message.contains(value), "{message}");
     }
     delete_secret(&env, &arn).await;
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn when_the_stacks_secret_has_no_value_yet_should_record_builds_and_post_once_it_is_set() {
+    // Given the stack's own webhook secret, created without a value, and a webhook
+    let env = TestEnv::new("emptysecret").await;
+    let hook = webhook(false).await;
+    let settings =
+        CicdSettings::from_variables(&env.variables_with([("CICD_WEBHOOK_SECRET_TTL_SECS", "1")]))
+            .expect("the template's variables configure it");
+    let secret_id = settings
+        .webhook_secret
+        .clone()
+        .expect("the template names the stack's secret");
+
+    // When the cicd-monitor starts and a completion arrives
+    let consumer = settings
+        .build(&env.aws)
+        .await
+        .expect("a secret without a value is no reason not to start");
+    let mapping = EventSourceMapping::new(&env.aws, &env.queue_url("CicdMonitor"), 10, consumer)
+        .await
+        .expect("event source mapping");
+    let poller = tokio::spawn(mapping.run());
+    let feature = || {
+        let [_, _, completed] = Run {
+            task_type: TaskType::Feature,
+            ..Run::default()
+        }
+        .events();
+        completed
+    };
+    let first = feature();
+    env.publisher().publish(&first).await.unwrap();
+
+    // Then its build request is recorded and nothing is posted
+    let requests = env.name("BuildRequestsTable");
+    eventually(
+        Duration::from_secs(30),
+        "the first build request",
+        || async {
+            let item = env
+                .dynamodb
+                .get_item()
+                .table_name(&requests)
+                .key(
+                    "task_id",
+                    aws_sdk_dynamodb::types::AttributeValue::S(first.task_id().to_string()),
+                )
+                .send()
+                .await
+                .unwrap()
+                .item;
+            item.map(|_| ())
+        },
+    )
+    .await;
+    assert_eq!(hook.accepted.load(Ordering::SeqCst), 0);
+
+    // And once an operator sets the value, the next build request is posted to it
+    aws_sdk_secretsmanager::Client::new(&env.aws)
+        .put_secret_value()
+        .secret_id(&secret_id)
+        .secret_string(&hook.url)
+        .send()
+        .await
+        .expect("the value is set");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    env.publisher().publish(&feature()).await.unwrap();
+    eventually(Duration::from_secs(30), "the webhook call", || async {
+        (hook.accepted.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+    poller.abort();
     env.teardown().await;
 }
