@@ -12,3 +12,4 @@ mod lifecycle;
 mod outbox;
 mod secrets;
 mod transitions;
+mod walk;
