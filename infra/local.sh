@@ -34,7 +34,7 @@
 #                                  --help lists ARGS)
 #   infra/local.sh bench [ARGS]    release builds of the functions and a hello-world baseline, each
 #                                  against a stub Lambda Runtime API with its own emulators behind
-#                                  it; prints the table of the README (--help lists ARGS)
+#                                  it; prints the table of docs/performance.md (--help lists ARGS)
 #
 # Settings: TASK_ORCH_CACHE (installs and run state, default ~/.cache/task-orchestration),
 # LOCALSTACK_PORT (4566), DYNAMODB_PORT (8000), PORT (dev server, 3000), BENCH_BIN_DIR (bench:

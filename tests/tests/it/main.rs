@@ -13,3 +13,4 @@ mod outbox;
 mod secrets;
 mod transitions;
 mod versions;
+mod walk;
