@@ -152,7 +152,7 @@ pub async fn sweep(
         crate::metrics::outbox_parked(parked);
         warn!(
             parked,
-            "outboxes are parked after failing repeatedly; see the README"
+            "outboxes are parked after failing repeatedly; see docs/architecture.md, \"Publishing and the outbox\""
         );
     }
     Ok(report)

@@ -348,7 +348,7 @@ async fn when_compared_with_the_released_contract_should_hold_both_ways() {
             panic!(
                 "refusing to record a release that breaks the released one under the same \
                  version:\n{}\nA change that is not purely additive is a new version (.v2); \
-                 see the README, \"Evolving an event\"",
+                 see docs/events.md, \"Evolving an event\"",
                 report(&problems)
             );
         }
@@ -357,7 +357,7 @@ async fn when_compared_with_the_released_contract_should_hold_both_ways() {
     assert!(
         problems.is_empty(),
         "the event contract breaks what was released:\n{}\nA change that is not purely \
-         additive is a new version (.v2); see the README, \"Evolving an event\"",
+         additive is a new version (.v2); see docs/events.md, \"Evolving an event\"",
         report(&problems)
     );
 }
