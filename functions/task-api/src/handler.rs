@@ -17,7 +17,7 @@ use lambda_http::RequestExt;
 use shared::archive::EventArchive;
 use shared::ports::StoreError;
 use shared::service::{page_size, Caller, Command, TaskError, TaskService};
-use shared::telemetry::{record_trace_id, remote_parent};
+use shared::telemetry::{record_trace_id, request_trace};
 use tracing::field::Empty;
 use tracing::{info_span, Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -267,8 +267,9 @@ fn request_id(request: &Request) -> String {
         .unwrap_or_else(|| Uuid::new_v4().to_string())
 }
 
-/// The span of one request: in the trace its headers name, else under the current span (in
-/// Lambda, the invocation's, in the trace Lambda names), else in a new trace.
+/// The span of one request: in the X-Ray trace its headers name, else under the current span
+/// (in Lambda, the invocation's, in the trace Lambda names), linked to a client's
+/// `traceparent`; with no trace of ours, in the client's trace, else in a new one.
 fn request_span(request: &Request, request_id: &str) -> Span {
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
     let method = request.method().as_str();
@@ -289,9 +290,14 @@ fn request_span(request: &Request, request_id: &str) -> Span {
         trace_id = Empty,
         correlation_id = request_id,
     );
-    if let Some(parent) = remote_parent(header("traceparent"), header("x-amzn-trace-id")) {
-        // Only an invalid context is refused, and `remote_parent` gives valid ones.
+    // A client's traceparent is linked, never followed where a trace of ours exists.
+    let trace = request_trace(header("traceparent"), header("x-amzn-trace-id"));
+    if let Some(parent) = trace.parent {
+        // Only an invalid context is refused, and `request_trace` gives valid ones.
         let _ = span.set_parent(parent);
+    }
+    if let Some(client) = trace.link {
+        span.add_link(client);
     }
     record_trace_id(&span);
     span

@@ -1,5 +1,5 @@
-//! Trace context across process boundaries: continuing a caller's trace from its headers
-//! or Lambda's X-Ray trace id, and the `traceparent` of the current span for the events
+//! Trace context across process boundaries: a request's place in a trace from its headers
+//! and Lambda's X-Ray trace id, and the `traceparent` of the current span for the events
 //! it emits.
 
 use std::collections::HashMap;
@@ -12,13 +12,59 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// The trace a request continues: a W3C `traceparent`, else an `X-Amzn-Trace-Id`
-/// header. `None` leaves the request in the current trace: in Lambda, the invocation's
-/// (see [`xray_parent`]); elsewhere, a new one.
-pub fn remote_parent(traceparent: Option<&str>, xray_header: Option<&str>) -> Option<Context> {
-    traceparent
+/// Where a request's span goes: under `parent` (`None`: under the current span), linked to
+/// `link`.
+#[derive(Debug, Default)]
+pub struct RequestTrace {
+    pub parent: Option<Context>,
+    pub link: Option<SpanContext>,
+}
+
+/// A request's place in a trace. A client's W3C `traceparent` is the client's, not ours:
+/// it neither picks our trace id nor decides our sampling. Where our own trace exists (an
+/// `X-Amzn-Trace-Id` header, or the current span: in Lambda, the invocation's, which X-Ray
+/// sampled), the request stays in it and links to the client's span. Only where there is
+/// no trace of ours at all (a local server, with no X-Ray above it) does the request
+/// continue the client's trace, and then sampled, as everything is there.
+pub fn request_trace(traceparent: Option<&str>, xray_header: Option<&str>) -> RequestTrace {
+    let client = traceparent
         .and_then(context_of)
-        .or_else(|| xray_header.and_then(xray_parent))
+        .map(|context| context.span().span_context().clone());
+    match (xray_header.and_then(xray_parent), client) {
+        (Some(ours), link) => RequestTrace {
+            parent: Some(ours),
+            link,
+        },
+        (None, Some(client)) if in_a_trace() => RequestTrace {
+            parent: None,
+            link: Some(client),
+        },
+        (None, Some(client)) => {
+            let sampled = SpanContext::new(
+                client.trace_id(),
+                client.span_id(),
+                TraceFlags::SAMPLED,
+                true,
+                client.trace_state().clone(),
+            );
+            RequestTrace {
+                parent: Some(Context::new().with_remote_span_context(sampled)),
+                link: None,
+            }
+        }
+        (None, None) => RequestTrace::default(),
+    }
+}
+
+/// Whether a trace of ours is current: the current `tracing` span's, or an attached
+/// OpenTelemetry context.
+fn in_a_trace() -> bool {
+    tracing::Span::current()
+        .context()
+        .span()
+        .span_context()
+        .is_valid()
+        || Context::current().span().span_context().is_valid()
 }
 
 /// The context a W3C `traceparent` names, if valid.
@@ -115,20 +161,77 @@ mod tests {
         (found.trace_id().to_string(), found.span_id().to_string())
     }
 
+    const CLIENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn remote_parent(traceparent: Option<&str>, xray: Option<&str>) -> Option<Context> {
+        request_trace(traceparent, xray).parent
+    }
+
     #[test]
-    fn when_a_w3c_traceparent_arrives_should_continue_it_before_anything_else() {
-        let context = remote_parent(
-            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-            Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"),
-        )
-        .unwrap();
+    fn when_a_client_traceparent_arrives_beside_our_xray_trace_should_only_be_linked() {
+        // Given our X-Ray trace, unsampled, and a client's sampled traceparent
+        let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0";
+
+        // When the request's place is decided
+        let trace = request_trace(Some(CLIENT), Some(xray));
+
+        // Then it stays in our trace, with our decision, and links to the client's span
+        let parent = trace.parent.expect("our trace");
         assert_eq!(
-            ids(&context),
+            ids(&parent),
+            (
+                "5759e988bd862e3fe1be46a994272793".into(),
+                "53995c3f42cd8ad8".into()
+            )
+        );
+        assert!(!parent.span().span_context().is_sampled());
+        let link = trace.link.expect("the client's span, linked");
+        assert_eq!(
+            link.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(link.span_id().to_string(), "00f067aa0ba902b7");
+    }
+
+    #[test]
+    fn when_a_client_traceparent_arrives_within_the_invocations_trace_should_only_be_linked() {
+        // Given the invocation's trace, as Lambda names it, current and unsampled
+        let lambda = "Root=1-6759e988-bd862e3fe1be46a994272793;Parent=63995c3f42cd8ad8;Sampled=0";
+        let _current = xray_parent(lambda).unwrap().attach();
+
+        // When a request brings a client's sampled traceparent and no X-Ray header
+        let trace = request_trace(Some(CLIENT), None);
+
+        // Then the request stays in the current trace and only links to the client's span
+        assert!(trace.parent.is_none(), "{:?}", trace.parent);
+        assert_eq!(
+            trace
+                .link
+                .map(|link| link.trace_id().to_string())
+                .as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+    }
+
+    #[test]
+    fn when_no_trace_of_ours_exists_should_continue_the_clients_sampled_whatever_it_asked() {
+        // Given no trace current (a local server) and a client that asks not to sample
+        let unsampled = CLIENT.replace("-01", "-00");
+
+        // When the request's place is decided
+        let trace = request_trace(Some(&unsampled), None);
+
+        // Then it continues the client's trace, sampled by our rule, with nothing to link
+        let parent = trace.parent.expect("the client's trace");
+        assert_eq!(
+            ids(&parent),
             (
                 "4bf92f3577b34da6a3ce929d0e0e4736".into(),
                 "00f067aa0ba902b7".into()
             )
         );
+        assert!(parent.span().span_context().is_sampled());
+        assert!(trace.link.is_none());
     }
 
     #[test]

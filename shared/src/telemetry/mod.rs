@@ -31,7 +31,9 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
-pub use context::{context_of, current_traceparent, record_trace_id, remote_parent, xray_parent};
+pub use context::{
+    context_of, current_traceparent, record_trace_id, request_trace, xray_parent, RequestTrace,
+};
 pub use conventions::{attributes_of, Conventions};
 pub use file_exporter::JsonLinesExporter;
 pub use invocation::{LambdaTrace, LambdaTraceLayer};
