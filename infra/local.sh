@@ -662,6 +662,10 @@ cmd_scan() {
   log "scanning template.yaml (checkov $CHECKOV_VERSION, accepted findings in infra/checkov.yaml)"
   "$CHECKOV_VENV/bin/checkov" --config-file infra/checkov.yaml --file template.yaml
   local deny=("$CARGO_DENY_DIR/bin/cargo-deny" --locked)
+  # cargo-deny reads the metadata of every target's dependencies, offline: a build fetches
+  # only this machine's, so fetch the others' sources first (from crates.io, once).
+  log "fetching the sources of every target's dependencies (cargo fetch --locked)"
+  cargo fetch --locked --quiet
   log "checking the dependencies' licences, duplicates and sources (cargo deny, deny.toml)"
   "${deny[@]}" --offline check licenses bans sources
   # Advisories need RustSec's database: fetched when GitHub answers, else the copy of an
