@@ -327,6 +327,8 @@
         return `started (${[data.task_type, data.complexity, data.strategy].filter(Boolean).join(', ')})`;
       case 'task.completed.v1':
         return `completed: ${data.tokens_used} tokens, $${data.cost_usd}, ${duration(data.duration_ms)}`;
+      case 'task.completed.v2':
+        return `completed: ${data.tokens_used} tokens, $${data.cost_micro_usd / 1e6}, ${duration(data.duration_ms)}`;
       case 'task.failed.v1':
         return `failed${data.error_message ? `: ${data.error_message}` : ''} (${data.tokens_used} tokens, ${duration(data.duration_ms)})`;
       default:
