@@ -73,10 +73,12 @@ fn start(profile_dir: &Path) -> Server {
              [services emulators]\n\
              dynamodb =\n  endpoint_url = {}\n\
              sns =\n  endpoint_url = {}\n\
-             sqs =\n  endpoint_url = {}\n",
+             sqs =\n  endpoint_url = {}\n\
+             secrets-manager =\n  endpoint_url = {}\n",
             endpoint("DYNAMODB"),
             endpoint("SNS"),
             endpoint("SQS"),
+            endpoint("SECRETS_MANAGER"),
         ),
     )
     .expect("write the config file");
