@@ -9,10 +9,12 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use dashboard::DashboardSettings;
 use dev_server::event_source::EventSourceMapping;
 use serde_json::Value;
+use shared::adapters::clients;
 use shared::consumer::{ConsumerError, EventHandler, RetryBackoff};
 use shared::events::{EventEnvelope, EventKind};
 use shared::fixtures::Run;
-use tests::{eventually, TestEnv};
+use shared::ports::Outbox;
+use tests::{create_task, eventually, fast, TestEnv};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -262,5 +264,52 @@ async fn when_a_dead_letter_is_discarded_should_take_its_id_and_operator_and_lea
     let left = lines(&env.ops_tool(&["list", "ml-classifier", "--body"]).await);
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0]["body"], "second");
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn when_events_wait_and_outboxes_are_parked_should_count_them_in_the_stats() {
+    // Given two tasks whose events could not be published, one of them parked by the
+    // sweeper, and two messages waiting in the dashboard's queue, no consumer running
+    let env = TestEnv::new("opsstats").await;
+    let missing_topic = format!("{}-missing", env.topic_arn);
+    let deps = env.deps_with(env.publisher_to(clients::sns(&env.aws, &fast()), &missing_topic));
+    create_task(&deps, "alice", "Wait in the outbox").await;
+    let parked = create_task(&deps, "alice", "Be parked").await;
+    env.store().park(parked.parse().unwrap()).await.unwrap();
+    for body in ["one", "two"] {
+        env.sqs
+            .send_message()
+            .queue_url(env.queue_url("Dashboard"))
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // When the stats are read
+    let stats = &lines(&env.ops_tool(&["stats"]).await)[0];
+
+    // Then the outbox counts one pending and one parked, with the pending one's age, and the
+    // dashboard's queue its two messages, its DLQ none
+    let outbox = &stats["outbox"];
+    assert_eq!(
+        (outbox["pending"].as_u64(), outbox["parked"].as_u64()),
+        (Some(1), Some(1)),
+        "{stats}"
+    );
+    assert!(
+        outbox["oldest_pending_age_secs"].as_u64() < Some(60),
+        "{stats}"
+    );
+    assert!(outbox["oldest_pending_since"].is_string(), "{stats}");
+    let dashboard = &stats["consumers"]["dashboard"];
+    assert_eq!(dashboard["queue"]["visible"], 2, "{stats}");
+    assert_eq!(dashboard["dead_letters"]["visible"], 0, "{stats}");
+    assert_eq!(
+        stats["consumers"].as_object().map(|c| c.len()),
+        Some(4),
+        "{stats}"
+    );
     env.teardown().await;
 }
