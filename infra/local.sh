@@ -21,8 +21,12 @@
 #                                  for prefix P's resources and the emulators, as KEY=VALUE lines
 #                                  (for `cargo lambda watch --env-file`)
 #   infra/local.sh trace ID        print task ID's traces as trees (from the spans `up` writes)
-#   infra/local.sh dlq C [P]       list consumer C's dead letters (C: ml-classifier, dashboard, cicd-monitor)
-#   infra/local.sh redrive C [P]   move consumer C's dead letters back to its queue (P: prefix, default local)
+#   infra/local.sh dlq C [P] [ARGS]  list consumer C's dead letters (C: ml-classifier, dashboard,
+#                                  cicd-monitor, event-archive; P: prefix, default local; ARGS:
+#                                  --type T --reason R --min-age A --max-age A --message-id ID --body)
+#   infra/local.sh redrive C [P] [ARGS]  send those the same filters admit back to C's queue
+#                                  (--rate N, --dry-run; --help lists ARGS)
+#   infra/local.sh ops ARGS        the `ops` tool itself: stats, list, redrive, discard (--help)
 #   infra/local.sh replay C ARGS   re-send archived events to consumer C's queue only (C:
 #                                  MlClassifier, Dashboard, CicdMonitor, EventArchive; ARGS:
 #                                  --from TIME [--to TIME] [--types T,..] [--rate N] [--dry-run]
@@ -784,12 +788,26 @@ main() {
       export_emulator_env
       cargo run --quiet -p replay -- --consumer "$consumer" "$@"
       ;;
-    dlq | redrive)
-      (($#)) || die "name the consumer: infra/local.sh $command ml-classifier|dashboard|cicd-monitor"
+    dlq | redrive | ops)
+      cd "$ROOT"
+      if [[ " $* " == *" --help "* || " $* " == *" -h "* ]]; then
+        cargo run --quiet -p ops -- "$([[ $command == dlq ]] && echo list || echo "$command")" --help
+        return
+      fi
+      local args=("$@")
+      if [[ $command != ops ]]; then
+        (($#)) || die "name the consumer: infra/local.sh $command ml-classifier|dashboard|cicd-monitor|event-archive"
+        # `dlq C P`: a second word that is no option is the prefix, as before.
+        args=("$1")
+        shift
+        if (($#)) && [[ $1 != -* ]]; then
+          args+=(--prefix "$1")
+          shift
+        fi
+        args=("$([[ $command == dlq ]] && echo list || echo redrive)" "${args[@]}" "$@")
+      fi
       export_emulator_env
-      local action=list
-      [[ $command == redrive ]] && action=redrive
-      "$PROVISION_PYTHON" "$ROOT/infra/dlq.py" "$action" --consumer "$1" --prefix "${2:-local}"
+      cargo run --quiet -p ops -- "${args[@]}"
       ;;
     *) usage ;;
   esac

@@ -423,9 +423,22 @@ impl TestEnv {
             .unwrap_or(0)
     }
 
-    /// Runs `infra/dlq.py` with `args` against this test's resources and returns its output.
-    pub fn dlq_tool(&self, args: &[&str]) -> String {
-        run_python("infra/dlq.py", args, &self.prefix)
+    /// Runs the `ops` command with `args` against this test's resources and returns what
+    /// it prints (its JSON lines); a failed run fails the test.
+    pub async fn ops_tool(&self, args: &[&str]) -> String {
+        use clap::Parser;
+        let argv = ["ops"]
+            .iter()
+            .chain(args)
+            .copied()
+            .chain(["--prefix", &self.prefix]);
+        let cli =
+            ops::Cli::try_parse_from(argv).unwrap_or_else(|err| panic!("ops {args:?}: {err}"));
+        let mut out = Vec::new();
+        if let Err(err) = ops::run(cli, &mut out).await {
+            panic!("ops {args:?} --prefix {} failed: {err}", self.prefix);
+        }
+        String::from_utf8(out).expect("the tool prints UTF-8")
     }
 }
 

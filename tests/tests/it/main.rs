@@ -9,6 +9,7 @@ mod dashboard_page;
 mod event_fields;
 mod idempotency;
 mod lifecycle;
+mod operations;
 mod outbox;
 mod secrets;
 mod transitions;
