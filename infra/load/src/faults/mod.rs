@@ -138,6 +138,14 @@ impl FaultRun {
         ));
         let _ = std::fs::create_dir_all(&log_dir);
         let log = log_dir.join("dev-server.log");
+        let capacity_file = log_dir.join("capacity.jsonl");
+        let _ = std::fs::write(&capacity_file, "");
+        variables.push((
+            shared::adapters::capacity::CAPACITY_FILE.to_owned(),
+            capacity_file.display().to_string(),
+        ));
+        let mut settings = settings.clone();
+        settings.capacity_file = Some(capacity_file);
         eprintln!(
             "fault run: emulators on ports {} and {}, dev server on {port} (log {})",
             self.emulators.localstack_port,
