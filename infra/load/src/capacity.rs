@@ -37,6 +37,17 @@ pub struct Consumption {
     /// By function, table and operation; calls count here once, on the first table named.
     pub by_function: BTreeMap<(String, String, String), Sum>,
     pub total: Sum,
+    /// `TransactWriteItems`: items written, the units the emulator answered for them, and
+    /// the units added to reach AWS's least charge of 2 an item.
+    pub transactions: Transactions,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Transactions {
+    pub calls: u64,
+    pub items: u64,
+    pub answered: f64,
+    pub added: f64,
 }
 
 /// The table's name without the run's `<prefix>-`.
@@ -77,7 +88,26 @@ impl Consumption {
             row.errors += u64::from(call.error.is_some());
             consumption.total.calls += 1;
             consumption.total.errors += u64::from(call.error.is_some());
-            for part in &call.consumed {
+            let mut consumed = call.consumed.clone();
+            if let Some(items) = call.items.filter(|_| call.error.is_none()) {
+                // DynamoDB Local adds up only the distinct per-item figures of a
+                // transaction; AWS charges each item at least 2 units.
+                let answered: f64 = consumed.iter().map(|p| p.units).sum();
+                let least = 2.0 * items as f64;
+                let t = &mut consumption.transactions;
+                t.calls += 1;
+                t.items += items as u64;
+                t.answered += answered;
+                if least > answered {
+                    t.added += least - answered;
+                    consumed.push(shared::adapters::capacity::Part {
+                        table: call.tables.first().cloned().unwrap_or_default(),
+                        index: None,
+                        units: least - answered,
+                    });
+                }
+            }
+            for part in &consumed {
                 let table = short(&part.table, prefix);
                 let index = part.index.clone().unwrap_or_default();
                 consumption
@@ -182,6 +212,7 @@ mod tests {
             operation: "UpdateItem".into(),
             access,
             tables: vec![parts[0].0.into()],
+            items: None,
             error: None,
             consumed: parts
                 .iter()
@@ -192,6 +223,22 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn when_a_transaction_is_answered_with_fewer_units_than_two_an_item_should_count_two_an_item() {
+        // Given a transaction of five items that the emulator answered with 2 units
+        let mut transaction = call(10, "dashboard", Access::Write, &[("p-DashboardTable", None, 2.0)]);
+        transaction.operation = "TransactWriteItems".into();
+        transaction.items = Some(5);
+
+        // When it is added up
+        let consumption = Consumption::of_calls(vec![transaction], "p", (0, 50), 1);
+
+        // Then it counts 10 units, 8 of them added, and says so
+        assert_eq!(consumption.total.write, 10.0);
+        assert_eq!(consumption.transactions.added, 8.0);
+        assert_eq!(consumption.transactions.items, 5);
     }
 
     #[test]

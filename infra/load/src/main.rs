@@ -236,6 +236,17 @@ fn print<T>(measured: &Measured<T>, faults: &[Injected]) -> bool {
             "write units per lifecycle without the event archive: {:.2}",
             capacity.write_per_lifecycle_without_archive()
         );
+        let t = capacity.transactions;
+        if t.calls > 0 {
+            println!(
+                "TransactWriteItems: {} calls writing {} items, answered with {:.0} units; DynamoDB Local adds up only the distinct per-item figures, AWS charges each item at least 2: counted here {:.0} (+{:.2} a lifecycle)",
+                t.calls,
+                t.items,
+                t.answered,
+                t.answered + t.added,
+                t.added / capacity.lifecycles.max(1) as f64
+            );
+        }
         println!();
         println!("by function (calls and units per lifecycle; errors: calls in all):");
         println!(

@@ -5,6 +5,10 @@
 //! operation, table and index; and, when `DYNAMODB_CAPACITY_FILE` names a file (local runs
 //! only), appended to it as one JSON line, which `infra/local.sh load` and the bench read.
 //!
+//! DynamoDB Local (3.3.0) answers a `TransactWriteItems` with fewer units than AWS charges:
+//! it adds up only the distinct per-item figures (five puts of small items: 2 units, not
+//! 10). Each call records how many items a transaction wrote, so that a report can say so.
+//!
 //! A call answered with an error (a condition that did not hold, a cancelled transaction)
 //! carries no consumed capacity in its answer, from AWS or from DynamoDB Local, though AWS
 //! charges a failed conditional write: such calls are counted as calls with no units.
@@ -68,6 +72,9 @@ pub struct Call {
     pub access: Access,
     /// The tables the request named, whether or not the answer carried units.
     pub tables: Vec<String>,
+    /// The items a `TransactWriteItems` wrote (each costs AWS 2 units per KB, so at least 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<usize>,
     /// The error code, when the call was answered with one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -114,6 +121,7 @@ struct Request {
     operation: &'static str,
     access: Access,
     tables: Vec<String>,
+    items: Option<usize>,
 }
 
 impl Storable for Request {
@@ -145,11 +153,16 @@ macro_rules! ask {
                     $i.return_consumed_capacity = Some(ReturnConsumedCapacity::Indexes);
                 }
                 let tables: Vec<String> = $tables;
-                return Some(Request { operation: $name, access: Access::$access, tables });
+                let items = transact_items(input.downcast_ref::<TransactWriteItemsInput>());
+                return Some(Request { operation: $name, access: Access::$access, tables, items });
             }
         )+
         None
     }};
+}
+
+fn transact_items(input: Option<&TransactWriteItemsInput>) -> Option<usize> {
+    input.map(|input| input.transact_items.as_ref().map_or(0, Vec::len))
 }
 
 fn one(table: &Option<String>) -> Vec<String> {
@@ -370,6 +383,7 @@ impl Intercept for CapacityInterceptor {
             operation: request.operation.to_owned(),
             access: request.access,
             tables: request.tables.clone(),
+            items: request.items,
             error,
             consumed,
         });
