@@ -390,3 +390,56 @@ impl Intercept for CapacityInterceptor {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn when_a_call_is_answered_should_ask_for_indexes_and_tally_the_units_as_answered() {
+        // Given a DynamoDB that answers a put asking for its capacity with 2 units on the
+        // table and 1 on an index
+        let answered = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(|input| {
+                input.return_consumed_capacity == Some(ReturnConsumedCapacity::Indexes)
+            })
+            .then_http_response(|| {
+                let body = r#"{"ConsumedCapacity":{"TableName":"t-Tasks","CapacityUnits":3.0,
+                    "Table":{"CapacityUnits":2.0},
+                    "GlobalSecondaryIndexes":{"by_user":{"CapacityUnits":1.0}}}}"#;
+                HttpResponse::new(
+                    StatusCode::try_from(200).expect("a status"),
+                    SdkBody::from(body),
+                )
+            });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&answered], |conf| {
+            conf.interceptor(CapacityInterceptor::new("capacity-test"))
+        });
+
+        // When the function puts an item without asking for its capacity
+        client
+            .put_item()
+            .table_name("t-Tasks")
+            .item("id", aws_sdk_dynamodb::types::AttributeValue::S("1".into()))
+            .send()
+            .await
+            .expect("the mock answers a request that asks for the capacity");
+
+        // Then the call and its units are in the tally, the index's apart
+        let tally = tally();
+        let key = |index: Option<&str>| {
+            (
+                "capacity-test".to_owned(),
+                "PutItem",
+                "t-Tasks".to_owned(),
+                index.map(str::to_owned),
+            )
+        };
+        assert_eq!(tally[&key(None)], Units { calls: 1, units: 2.0 });
+        assert_eq!(tally[&key(Some("by_user"))], Units { calls: 0, units: 1.0 });
+    }
+}
