@@ -806,7 +806,9 @@ fn when_the_template_is_transformed_should_keep_each_consumer_to_its_own_dedup_r
             );
         }
     }
-    assert_eq!(consumers, 3);
+    // The cicd-monitor alone keeps records: the ml-classifier's and the dashboard's
+    // effects count each event once by themselves.
+    assert_eq!(consumers, 1);
 }
 
 #[test]

@@ -27,8 +27,8 @@ use shared::retry::Backoff;
 use uuid::Uuid;
 
 use crate::stats::{
-    minute_of, project, sum_shards, DashboardStats, DashboardStore, MinuteTotals,
-    TaskProjection, SERIES_MINUTES,
+    minute_of, project, sum_shards, DashboardStats, DashboardStore, MinuteTotals, TaskProjection,
+    SERIES_MINUTES,
 };
 
 /// Counter shards unless configured otherwise.
@@ -278,7 +278,11 @@ impl DynamoDashboardStore {
                     .expression_attribute_values(":version", number(version)),
                 None => put.condition_expression("attribute_not_exists(pk)"),
             };
-            items.push(TransactWriteItem::builder().put(put.build().map_err(request_error)?).build());
+            items.push(
+                TransactWriteItem::builder()
+                    .put(put.build().map_err(request_error)?)
+                    .build(),
+            );
         }
         if !changes.counters.is_empty() || changes.cost_usd != 0.0 {
             let mut counters = Expression::default();

@@ -80,8 +80,10 @@ impl EventHandler for FailingShare {
         &self,
         events: &[(&EventEnvelope, &str)],
     ) -> Vec<Result<(), ConsumerError>> {
-        let failed: Vec<Result<(), ConsumerError>> =
-            events.iter().map(|(event, _)| self.fail_once(event)).collect();
+        let failed: Vec<Result<(), ConsumerError>> = events
+            .iter()
+            .map(|(event, _)| self.fail_once(event))
+            .collect();
         let rest: Vec<(&EventEnvelope, &str)> = events
             .iter()
             .zip(&failed)

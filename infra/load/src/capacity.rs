@@ -205,7 +205,12 @@ mod tests {
 
     use super::*;
 
-    fn call(at_ms: i64, function: &str, access: Access, parts: &[(&str, Option<&str>, f64)]) -> Call {
+    fn call(
+        at_ms: i64,
+        function: &str,
+        access: Access,
+        parts: &[(&str, Option<&str>, f64)],
+    ) -> Call {
         Call {
             at_ms,
             function: function.into(),
@@ -228,7 +233,12 @@ mod tests {
     #[test]
     fn when_a_transaction_is_answered_with_fewer_units_than_two_an_item_should_count_two_an_item() {
         // Given a transaction of five items that the emulator answered with 2 units
-        let mut transaction = call(10, "dashboard", Access::Write, &[("p-DashboardTable", None, 2.0)]);
+        let mut transaction = call(
+            10,
+            "dashboard",
+            Access::Write,
+            &[("p-DashboardTable", None, 2.0)],
+        );
         transaction.operation = "TransactWriteItems".into();
         transaction.items = Some(5);
 
@@ -245,9 +255,27 @@ mod tests {
     fn when_calls_fall_in_and_out_of_the_window_should_add_up_only_those_in_it_per_lifecycle() {
         // Given two writes in the window, one on an index too, and one write after it
         let calls = vec![
-            call(10, "task-api", Access::Write, &[("p-TasksTable", None, 2.0), ("p-TasksTable", Some("by_user"), 1.0)]),
-            call(20, "dashboard", Access::Write, &[("p-DashboardTable", None, 4.0)]),
-            call(99, "dashboard", Access::Write, &[("p-DashboardTable", None, 100.0)]),
+            call(
+                10,
+                "task-api",
+                Access::Write,
+                &[
+                    ("p-TasksTable", None, 2.0),
+                    ("p-TasksTable", Some("by_user"), 1.0),
+                ],
+            ),
+            call(
+                20,
+                "dashboard",
+                Access::Write,
+                &[("p-DashboardTable", None, 4.0)],
+            ),
+            call(
+                99,
+                "dashboard",
+                Access::Write,
+                &[("p-DashboardTable", None, 100.0)],
+            ),
         ];
 
         // When they are added up over two lifecycles

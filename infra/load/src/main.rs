@@ -230,7 +230,10 @@ fn print<T>(measured: &Measured<T>, faults: &[Injected]) -> bool {
         );
         println!(
             "{}",
-            report::table(&["table", "index", "write units", "read units"], &capacity.table_rows())
+            report::table(
+                &["table", "index", "write units", "read units"],
+                &capacity.table_rows()
+            )
         );
         println!(
             "write units per lifecycle without the event archive: {:.2}",
@@ -252,7 +255,15 @@ fn print<T>(measured: &Measured<T>, faults: &[Injected]) -> bool {
         println!(
             "{}",
             report::table(
-                &["function", "table", "operation", "calls", "write units", "read units", "errors"],
+                &[
+                    "function",
+                    "table",
+                    "operation",
+                    "calls",
+                    "write units",
+                    "read units",
+                    "errors"
+                ],
                 &capacity.function_rows()
             )
         );

@@ -93,7 +93,12 @@ impl Run<'_> {
         let window = (from_ms, now_ms());
         let capacity = self.capacity_file.as_ref().and_then(|path| {
             Consumption::read(path, &self.prefix, window, drive.outcomes.len())
-                .map_err(|err| eprintln!("the DynamoDB calls in {} cannot be read: {err}", path.display()))
+                .map_err(|err| {
+                    eprintln!(
+                        "the DynamoDB calls in {} cannot be read: {err}",
+                        path.display()
+                    )
+                })
                 .ok()
         });
 

@@ -269,7 +269,9 @@ macro_rules! answered {
     }};
 }
 
-fn consumed_by(output: &aws_smithy_runtime_api::client::interceptors::context::Output) -> Vec<Part> {
+fn consumed_by(
+    output: &aws_smithy_runtime_api::client::interceptors::context::Output,
+) -> Vec<Part> {
     answered!(output,
         GetItemOutput => |o| o.consumed_capacity.as_slice();
         PutItemOutput => |o| o.consumed_capacity.as_slice();
@@ -439,7 +441,19 @@ mod tests {
                 index.map(str::to_owned),
             )
         };
-        assert_eq!(tally[&key(None)], Units { calls: 1, units: 2.0 });
-        assert_eq!(tally[&key(Some("by_user"))], Units { calls: 0, units: 1.0 });
+        assert_eq!(
+            tally[&key(None)],
+            Units {
+                calls: 1,
+                units: 2.0
+            }
+        );
+        assert_eq!(
+            tally[&key(Some("by_user"))],
+            Units {
+                calls: 0,
+                units: 1.0
+            }
+        );
     }
 }

@@ -157,7 +157,9 @@ impl DynamoTaskStore {
                     .set_keys(Some(keys))
                     .consistent_read(true)
                     .build()
-                    .map_err(|err| StoreError::Backend(format!("cannot build the request: {err}")))?,
+                    .map_err(|err| {
+                        StoreError::Backend(format!("cannot build the request: {err}"))
+                    })?,
             );
             let mut attempts = 0;
             while let Some(keys) = request.take() {
@@ -185,7 +187,8 @@ impl DynamoTaskStore {
                     if attempts > 8 {
                         return Err(StoreError::Backend("tasks stayed unread".into()));
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempts.min(5))).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempts.min(5)))
+                        .await;
                 }
             }
         }

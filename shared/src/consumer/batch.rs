@@ -268,9 +268,7 @@ impl Consumer {
             .iter()
             .zip(&begun)
             .filter_map(|((message, event, _), begun)| match (event, begun) {
-                (Ok(event), Ok(true)) => {
-                    Some((event, message.body.as_deref().unwrap_or_default()))
-                }
+                (Ok(event), Ok(true)) => Some((event, message.body.as_deref().unwrap_or_default())),
                 _ => None,
             })
             .collect();

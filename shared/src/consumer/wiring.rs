@@ -44,7 +44,8 @@ impl ToolkitSettings {
 
     /// The consumer of `handler` over AWS, with an idempotency record of each event.
     pub fn build(&self, aws: &SdkConfig, handler: Arc<dyn EventHandler>) -> Consumer {
-        let records = DynamoIdempotencyStore::new(clients::dynamodb(aws), &self.processed_events_table);
+        let records =
+            DynamoIdempotencyStore::new(clients::dynamodb(aws), &self.processed_events_table);
         self.build_with(aws, handler, Arc::new(records))
     }
 

@@ -103,10 +103,17 @@ async fn when_a_batch_repeats_events_counted_before_should_count_only_the_new_on
     let after = store.stats_at(now).await.unwrap();
     assert_eq!(after.tasks_total, before.tasks_total + 2);
     assert_eq!(after.completed, before.completed + 1);
-    assert_eq!(after.by_status["Completed"], before.by_status["Completed"] + 1);
+    assert_eq!(
+        after.by_status["Completed"],
+        before.by_status["Completed"] + 1
+    );
     assert_eq!(after.by_status["Pending"], before.by_status["Pending"] + 1);
     let created = |stats: &dashboard::DashboardStats| -> u64 {
-        stats.events_per_minute.iter().map(|m| m.counts["TaskCreated"]).sum()
+        stats
+            .events_per_minute
+            .iter()
+            .map(|m| m.counts["TaskCreated"])
+            .sum()
     };
     assert_eq!(created(&after), created(&before) + 2);
     env.teardown().await;

@@ -123,6 +123,12 @@ impl FaultRun {
                     "AWS_ENDPOINT_URL_SQS",
                     local_url(self.emulators.localstack_port),
                 ),
+                // The webhook secret is read from this run's LocalStack, not from one that
+                // the caller's environment names.
+                (
+                    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+                    local_url(self.emulators.localstack_port),
+                ),
                 ("AWS_ENDPOINT_URL_SNS", sns.url()),
                 ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.url()),
                 (
