@@ -607,6 +607,88 @@ mod tests {
         ids
     }
 
+    /// A handler that applies batches: records each call's events, fails those the
+    /// recorder would.
+    #[derive(Default)]
+    struct Together {
+        calls: Mutex<Vec<Vec<Uuid>>>,
+        inner: Recorder,
+    }
+
+    #[async_trait]
+    impl EventHandler for Together {
+        fn name(&self) -> &'static str {
+            "together"
+        }
+
+        async fn handle(&self, event: &EventEnvelope) -> Result<(), ConsumerError> {
+            self.inner.handle(event).await
+        }
+
+        fn applies_batches(&self) -> bool {
+            true
+        }
+
+        async fn handle_batch(
+            &self,
+            events: &[(&EventEnvelope, &str)],
+        ) -> Vec<Result<(), ConsumerError>> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(events.iter().map(|(event, _)| event.id).collect());
+            let mut outcomes = Vec::new();
+            for (event, _) in events {
+                outcomes.push(self.inner.handle(event).await);
+            }
+            outcomes
+        }
+    }
+
+    #[tokio::test]
+    async fn when_the_handler_applies_batches_should_hand_it_the_events_together_and_settle_each() {
+        // Given a handler that applies batches, and a batch of two good events, one that
+        // fails transiently and a body that is no event
+        let handler = Arc::new(Together::default());
+        let queue = Arc::new(Queue::default());
+        let consumer = Consumer::new(
+            handler.clone(),
+            Arc::new(crate::consumer::IdempotentEffect),
+            queue.clone(),
+            RetryBackoff::default(),
+        );
+        let (first, second, failing) = (event("good"), event("good"), event("transient"));
+        let records = vec![
+            message("m1", &first.to_json(), 1),
+            message("m2", &failing.to_json(), 1),
+            message("m3", "this is not json", 1),
+            message("m4", &second.to_json(), 1),
+        ];
+
+        // When the batch is processed
+        let response = consumer.process(batch(records)).await;
+
+        // Then the handler got the three events in one call, in order; only the failed
+        // one is delivered again and the body that is no event is dead-lettered
+        assert_eq!(
+            *handler.calls.lock().unwrap(),
+            [vec![first.id, failing.id, second.id]]
+        );
+        assert_eq!(failures(&response), ["m2"]);
+        assert_eq!(
+            *handler.inner.applied.lock().unwrap(),
+            [first.id, second.id]
+        );
+        let dead: Vec<String> = queue
+            .dead
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert_eq!(dead, ["m3"]);
+    }
+
     #[tokio::test]
     async fn when_batch_mixes_good_poison_and_failing_records_should_retry_only_the_transient_ones()
     {
