@@ -443,6 +443,11 @@ cmd_up() {
     export OTEL_SPANS_FILE=$RUN_DIR/spans.jsonl
     : >"$OTEL_SPANS_FILE"
   fi
+  # What each DynamoDB call consumed, as the emulator answered it, for `load`.
+  if [[ -z ${DYNAMODB_CAPACITY_FILE:-} ]]; then
+    export DYNAMODB_CAPACITY_FILE=$RUN_DIR/capacity.jsonl
+    : >"$DYNAMODB_CAPACITY_FILE"
+  fi
   log "starting the dev server on http://127.0.0.1:$PORT (Ctrl-C stops everything; spans in $OTEL_SPANS_FILE)"
   cd "$ROOT"
   cargo run -p dev-server
@@ -587,6 +592,8 @@ cmd_load() {
   if [[ " $* " != *" --faults "* ]]; then
     mapfile -t extra < <(cpu_args)
     extra+=(--base-url "http://127.0.0.1:${PORT:-3000}")
+    local capacity=${DYNAMODB_CAPACITY_FILE:-$RUN_DIR/capacity.jsonl}
+    [[ -f $capacity ]] && extra+=(--capacity-file "$capacity")
   else
     install_all
   fi

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::domain::Task;
 use crate::events::EventEnvelope;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The stored task is no longer the one the transition was computed from.
     #[error("the task was changed by a concurrent request")]

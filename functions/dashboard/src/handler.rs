@@ -26,9 +26,38 @@ impl EventHandler for Dashboard {
     }
 
     async fn handle(&self, event: &EventEnvelope) -> Result<(), ConsumerError> {
-        let counted = self.store.apply(event).await?;
-        info!(event.type = event.kind().name(), event.id = %event.id, counted, "dashboard updated");
-        Ok(())
+        self.handle_batch(&[(event, "")])
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    /// A batch's events are counted together, in one transaction: each counts once by
+    /// itself, so the toolkit keeps no idempotency records for this consumer.
+    fn applies_batches(&self) -> bool {
+        true
+    }
+
+    async fn handle_batch(
+        &self,
+        events: &[(&EventEnvelope, &str)],
+    ) -> Vec<Result<(), ConsumerError>> {
+        let envelopes: Vec<&EventEnvelope> = events.iter().map(|(event, _)| *event).collect();
+        match self.store.apply_batch(&envelopes).await {
+            Ok(counted) => envelopes
+                .iter()
+                .zip(counted)
+                .map(|(event, counted)| {
+                    info!(event.type = event.kind().name(), event.id = %event.id, counted, "dashboard updated");
+                    Ok(())
+                })
+                .collect(),
+            // Nothing was counted: every event of the batch is tried again.
+            Err(err) => envelopes
+                .iter()
+                .map(|_| Err(ConsumerError::from(err.clone())))
+                .collect(),
+        }
     }
 }
 

@@ -26,15 +26,26 @@ struct State {
 
 #[async_trait]
 impl DashboardStore for MemoryDashboard {
-    async fn apply(&self, event: &EventEnvelope) -> Result<bool, StoreError> {
+    async fn apply_batch(&self, events: &[&EventEnvelope]) -> Result<Vec<bool>, StoreError> {
         let mut state = self.state.lock().unwrap();
+        Ok(events.iter().map(|event| state.apply(event)).collect())
+    }
+
+    async fn stats_at(&self, now: DateTime<Utc>) -> Result<DashboardStats, StoreError> {
+        let state = self.state.lock().unwrap();
+        Ok(DashboardStats::from_counters(&state.counters).with_series(now, &state.minutes))
+    }
+}
+
+impl State {
+    fn apply(&mut self, event: &EventEnvelope) -> bool {
         let State {
             projections,
             counters,
             minutes,
-        } = &mut *state;
+        } = self;
         let Some((next, delta)) = project(projections.get(&event.task_id()), event) else {
-            return Ok(false);
+            return false;
         };
         for (name, value) in delta.counters {
             *counters.entry(name).or_default() += value as f64;
@@ -46,11 +57,6 @@ impl DashboardStore for MemoryDashboard {
                 .or_default() += 1;
         }
         projections.insert(event.task_id(), next);
-        Ok(true)
-    }
-
-    async fn stats_at(&self, now: DateTime<Utc>) -> Result<DashboardStats, StoreError> {
-        let state = self.state.lock().unwrap();
-        Ok(DashboardStats::from_counters(&state.counters).with_series(now, &state.minutes))
+        true
     }
 }

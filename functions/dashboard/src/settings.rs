@@ -58,6 +58,6 @@ impl DashboardSettings {
         let store = DynamoDashboardStore::new(clients::dynamodb(aws), &self.table)
             .with_counter_shards(self.shards);
         self.toolkit
-            .build(aws, Arc::new(Dashboard::new(Arc::new(store))))
+            .build_exactly_once(aws, Arc::new(Dashboard::new(Arc::new(store))))
     }
 }

@@ -37,23 +37,8 @@ pub struct TaskProjection {
     /// Event kinds already counted (each task has at most one of each).
     pub applied: Vec<String>,
     pub classified: bool,
-    /// Incremented by every write; writes are conditional on it.
+    /// Incremented by every event counted; writes are conditional on it.
     pub version: u64,
-    /// Deltas counted here but not yet added to the counters, by event kind.
-    #[serde(default)]
-    pub unflushed: BTreeMap<String, Unflushed>,
-}
-
-/// A delta on its way to the counters, and until when a delivery holds the right to add it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Unflushed {
-    pub delta: StatsDelta,
-    /// Milliseconds since the epoch.
-    pub claimed_until: i64,
-    /// The delivery holding the claim, so that a retried write whose answer was lost
-    /// knows the claim for its own.
-    #[serde(default)]
-    pub claimed_by: Option<Uuid>,
 }
 
 /// Additions to the counters that one event makes.
@@ -323,8 +308,14 @@ impl DashboardStats {
 
 #[async_trait]
 pub trait DashboardStore: Send + Sync {
+    /// Counts each of the events once, in order; for each, `false` when it had been
+    /// counted already. Nothing is counted when it fails.
+    async fn apply_batch(&self, events: &[&EventEnvelope]) -> Result<Vec<bool>, StoreError>;
+
     /// Counts the event once; `false` when it had been counted already.
-    async fn apply(&self, event: &EventEnvelope) -> Result<bool, StoreError>;
+    async fn apply(&self, event: &EventEnvelope) -> Result<bool, StoreError> {
+        Ok(self.apply_batch(&[event]).await?.first() == Some(&true))
+    }
 
     /// The statistics, with the events per minute of the hour up to `now`.
     async fn stats_at(&self, now: DateTime<Utc>) -> Result<DashboardStats, StoreError>;

@@ -1,50 +1,40 @@
 //! DynamoDB adapter of `DashboardStore`: a projection item per task (`task#<id>`), the
-//! counters spread over shard items (`counters#<n>`, a task's at `shard::of(id, shards)`),
-//! and the events per minute in ten-minute items per shard (`events#<start>#<n>`, one
-//! attribute `<type>@<minute>` a minute and type, removed by TTL a day later), so that no
-//! item takes every write and no transaction spans a shared item.
+//! counters spread over shard items (`counters#<n>`), and the events per minute in
+//! ten-minute items per shard (`events#<start>#<n>`, one attribute `<type>@<minute>` a
+//! minute and type, removed by TTL a day later).
 //!
-//! Each task's delta per event kind reaches the counters exactly once:
-//! 1. the delta is recorded in the projection as unflushed, claimed by this delivery for
-//!    `CLAIM`, in a write conditional on the projection's version;
-//! 2. it is added to the task's counter shard, and its event to the task's events item,
-//!    each together with a token attribute (`flush#<task>#<kind>`), on condition that
-//!    the token is absent;
-//! 3. it is removed from the projection (the version moves on);
-//! 4. the tokens are removed.
-//!
-//! A delivery that stops between the steps leaves the delta unflushed; the next delivery
-//! of that event claims it once the claim has expired and goes on: where the token is
-//! there, step 2 happened and is skipped. The claim outlasts any delivery (Lambda stops one after
-//! 30 s; each call is bounded), so no delivery adds a delta another has finished with.
+//! A batch of events is applied in one `TransactWriteItems`: each changed task's
+//! projection, on condition that it is still the version read (in one `BatchGetItem`);
+//! the batch's deltas added up, into one counter shard; and its events' counts, into one
+//! item of events per minute for each ten minutes they fall in. The projection records the
+//! event kinds counted, so a redelivered event changes nothing and adds nothing. A
+//! delivery that raced another to a task's projection finds the transaction cancelled (no
+//! part of it written), reads the projections again and goes on from them. Any shard takes
+//! any batch's deltas: each batch picks one at random, so no shard takes every write.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, DurationRound, NaiveDateTime, TimeDelta, Timelike, Utc};
-use shared::adapters::dynamo::{backend, is_condition_failure, read_item, write_item, Item};
+use shared::adapters::dynamo::{backend, read_item, write_item, Item};
 use shared::events::EventEnvelope;
 use shared::ports::StoreError;
 use shared::retry::Backoff;
-use shared::shard;
 use uuid::Uuid;
 
 use crate::stats::{
-    minute_of, project, sum_shards, DashboardStats, DashboardStore, MinuteTotals, StatsDelta,
-    TaskProjection, Unflushed, SERIES_MINUTES,
+    minute_of, project, sum_shards, DashboardStats, DashboardStore, MinuteTotals, TaskProjection,
+    SERIES_MINUTES,
 };
 
 /// Counter shards unless configured otherwise.
 pub const DEFAULT_COUNTER_SHARDS: u32 = 64;
 /// The most counter shards: the statistics read them in one `BatchGetItem` of 100 keys.
 pub const MAX_COUNTER_SHARDS: u32 = 100;
-/// How long a delivery holds the right to add an unflushed delta: longer than a delivery
-/// lives, shorter than the consumer's idempotency lease (120 s), so a redelivery that got
-/// past the lease finds the claim expired.
-const CLAIM: Duration = Duration::from_secs(60);
 /// Lost races on one task's projection are retried this often, with jittered back-off.
 const MAX_ATTEMPTS: u32 = 8;
 const RACE_BACKOFF: Backoff = Backoff {
@@ -66,10 +56,6 @@ fn text(value: impl Into<String>) -> AttributeValue {
 
 fn number(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 fn projection_key(task_id: Uuid) -> AttributeValue {
@@ -131,6 +117,118 @@ fn series_counts(item: &Item) -> Vec<((DateTime<Utc>, String), u64)> {
         .collect()
 }
 
+/// Events one transaction takes at most: a projection each, one counter shard, and an
+/// item of events per minute for each ten minutes they fall in (DynamoDB takes 100 items).
+const EVENTS_PER_TRANSACTION: usize = 45;
+
+/// What a batch changes: the projections to write, the deltas added up, the events per
+/// minute by item, and for each event whether it counts now.
+#[derive(Debug, Default)]
+struct Changes {
+    /// Each changed task's projection after the batch, and the version read.
+    projections: Vec<(TaskProjection, Option<u64>)>,
+    counters: BTreeMap<String, i64>,
+    cost_usd: f64,
+    /// By ten-minute bucket: `<type>@<minute>` and its count.
+    minutes: BTreeMap<DateTime<Utc>, BTreeMap<String, i64>>,
+    counted: Vec<bool>,
+}
+
+impl Changes {
+    /// The changes `events` make to the projections `current`, in order.
+    fn of(events: &[&EventEnvelope], current: &HashMap<Uuid, TaskProjection>) -> Changes {
+        let mut changes = Changes::default();
+        let mut next: BTreeMap<Uuid, TaskProjection> = BTreeMap::new();
+        for event in events {
+            let task_id = event.task_id();
+            let before = next.get(&task_id).or_else(|| current.get(&task_id));
+            let Some((projection, delta)) = project(before, event) else {
+                changes.counted.push(false);
+                continue;
+            };
+            changes.counted.push(true);
+            for (name, value) in delta.counters {
+                *changes.counters.entry(name).or_default() += value;
+            }
+            changes.cost_usd += delta.cost_usd;
+            if let Some(minute) = delta.minute {
+                let minute = minute_of(minute);
+                let name = format!("{}@{:02}", event.kind().name(), minute.minute());
+                *changes
+                    .minutes
+                    .entry(series_bucket(minute))
+                    .or_default()
+                    .entry(name)
+                    .or_default() += 1;
+            }
+            next.insert(task_id, projection);
+        }
+        changes.projections = next
+            .into_values()
+            .map(|projection| {
+                let read = current.get(&projection.task_id).map(|p| p.version);
+                (projection, read)
+            })
+            .collect();
+        changes.counters.retain(|_, value| *value != 0);
+        changes
+    }
+}
+
+/// How a transaction ended.
+enum Commit {
+    Done,
+    /// Another delivery changed a projection (or an item) first: read again and retry.
+    Raced,
+}
+
+/// `SET`/`ADD` parts of an update expression over numbered placeholders.
+#[derive(Default)]
+struct Expression {
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+    set: Vec<String>,
+    add: Vec<String>,
+}
+
+impl Expression {
+    fn add(&mut self, name: &str, value: AttributeValue) {
+        let i = self.names.len();
+        self.names.insert(format!("#a{i}"), name.to_owned());
+        self.values.insert(format!(":a{i}"), value);
+        self.add.push(format!("#a{i} :a{i}"));
+    }
+
+    fn set(&mut self, name: &str, value: AttributeValue) {
+        let i = self.names.len();
+        self.names.insert(format!("#a{i}"), name.to_owned());
+        self.values.insert(format!(":a{i}"), value);
+        self.set.push(format!("#a{i} = :a{i}"));
+    }
+
+    fn update(self, table: &str, key: AttributeValue) -> Result<Update, StoreError> {
+        let mut expression = Vec::new();
+        if !self.set.is_empty() {
+            expression.push(format!("SET {}", self.set.join(", ")));
+        }
+        if !self.add.is_empty() {
+            expression.push(format!("ADD {}", self.add.join(", ")));
+        }
+        Update::builder()
+            .table_name(table)
+            .key("pk", key)
+            .update_expression(expression.join(" "))
+            .set_expression_attribute_names(Some(self.names))
+            .set_expression_attribute_values(Some(self.values))
+            .build()
+            .map_err(request_error)
+    }
+}
+
+fn request_error(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("cannot build the request: {err}"))
+}
+
 impl DynamoDashboardStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoDashboardStore {
@@ -141,208 +239,120 @@ impl DynamoDashboardStore {
     }
 
     /// Spreads the counters over `shards` (1 to `MAX_COUNTER_SHARDS`). Raising it later
-    /// is safe: a shard is read whether or not tasks still map to it only while it is
-    /// within the count, so lowering it loses the counts of the shards dropped.
+    /// is safe; lowering it loses the counts of the shards dropped, which are no longer read.
     pub fn with_counter_shards(mut self, shards: u32) -> Self {
         self.shards = shards.clamp(1, MAX_COUNTER_SHARDS);
         self
     }
 
-    async fn projection(&self, task_id: Uuid) -> Result<Option<TaskProjection>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", projection_key(task_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        output
-            .item
-            .map(|item| read_item(item, "projection"))
-            .transpose()
-    }
-
-    /// Writes `next` if the projection is still `current`; `false` when it is not.
-    async fn put_projection(
+    /// The projections of `tasks` that exist, read consistently.
+    async fn projections(
         &self,
-        next: &TaskProjection,
-        current: Option<&TaskProjection>,
-    ) -> Result<bool, StoreError> {
-        let mut item = write_item(next, "projection")?;
-        item.insert("pk".into(), projection_key(next.task_id));
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        let put = match current {
-            Some(current) => put
-                .condition_expression("#version = :version")
-                .expression_attribute_names("#version", "version")
-                .expression_attribute_values(":version", number(current.version)),
-            None => put.condition_expression("attribute_not_exists(pk)"),
-        };
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(backend(err)),
+        tasks: &[Uuid],
+    ) -> Result<HashMap<Uuid, TaskProjection>, StoreError> {
+        let keys: Vec<Item> = tasks
+            .iter()
+            .map(|task| HashMap::from([("pk".to_owned(), projection_key(*task))]))
+            .collect();
+        let mut projections = HashMap::new();
+        for chunk in keys.chunks(BATCH_GET_KEYS) {
+            for item in self.batch_get(chunk.to_vec()).await? {
+                let projection: TaskProjection = read_item(item, "projection")?;
+                projections.insert(projection.task_id, projection);
+            }
         }
+        Ok(projections)
     }
 
-    /// Takes over the unflushed delta of `kind` whose claim expired; `false` when the
-    /// projection changed meanwhile.
-    async fn claim(
-        &self,
-        current: &TaskProjection,
-        kind: &str,
-        me: Uuid,
-    ) -> Result<bool, StoreError> {
-        let claimed = self
+    /// Writes `changes` in one transaction, their deltas into counter shard `shard`.
+    async fn commit(&self, changes: &Changes, shard: u32) -> Result<Commit, StoreError> {
+        let mut items = Vec::new();
+        for (projection, read) in &changes.projections {
+            let mut item = write_item(projection, "projection")?;
+            item.insert("pk".into(), projection_key(projection.task_id));
+            let put = Put::builder().table_name(&self.table).set_item(Some(item));
+            let put = match read {
+                Some(version) => put
+                    .condition_expression("#version = :version")
+                    .expression_attribute_names("#version", "version")
+                    .expression_attribute_values(":version", number(version)),
+                None => put.condition_expression("attribute_not_exists(pk)"),
+            };
+            items.push(
+                TransactWriteItem::builder()
+                    .put(put.build().map_err(request_error)?)
+                    .build(),
+            );
+        }
+        if !changes.counters.is_empty() || changes.cost_usd != 0.0 {
+            let mut counters = Expression::default();
+            for (name, value) in &changes.counters {
+                counters.add(name, number(value));
+            }
+            if changes.cost_usd != 0.0 {
+                counters.add("cost_usd_total", number(changes.cost_usd));
+            }
+            let update = counters.update(&self.table, shard_key(shard))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        for (bucket, counts) in &changes.minutes {
+            let mut minutes = Expression::default();
+            let expires_at = *bucket + TimeDelta::minutes(SERIES_BUCKET_MINUTES) + SERIES_KEPT;
+            minutes.set("expires_at", number(expires_at.timestamp()));
+            for (name, count) in counts {
+                minutes.add(name, number(count));
+            }
+            let update = minutes.update(&self.table, series_key(*bucket, shard))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        if items.is_empty() {
+            return Ok(Commit::Done);
+        }
+        let written = self
             .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", projection_key(current.task_id))
-            .update_expression(
-                "SET #unflushed.#kind.claimed_until = :until, #unflushed.#kind.claimed_by = :me, #version = #version + :one",
-            )
-            .condition_expression("#version = :version")
-            .expression_attribute_names("#unflushed", "unflushed")
-            .expression_attribute_names("#kind", kind)
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":until", number(now_ms() + CLAIM.as_millis() as i64))
-            .expression_attribute_values(":one", number(1))
-            .expression_attribute_values(":me", text(me.to_string()))
-            .expression_attribute_values(":version", number(current.version))
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await;
-        match claimed {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(backend(err)),
+        match written {
+            Ok(_) => Ok(Commit::Done),
+            Err(err) => match err.as_service_error() {
+                // A projection moved on (`ConditionalCheckFailed`) or another transaction
+                // held an item (`TransactionConflict`): nothing was written.
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
+                    if cancelled.cancellation_reasons().iter().all(|reason| {
+                        matches!(
+                            reason.code(),
+                            None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict")
+                        )
+                    }) =>
+                {
+                    Ok(Commit::Raced)
+                }
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                    Ok(Commit::Raced)
+                }
+                _ => Err(backend(err)),
+            },
         }
     }
 
-    /// Steps 2 to 4: adds the delta of `kind` to the task's shard once, then clears it.
-    async fn flush(&self, task_id: Uuid, kind: &str, delta: &StatsDelta) -> Result<(), StoreError> {
-        let shard_of_task = shard::of(task_id, self.shards);
-        let shard = shard_key(shard_of_task);
-        let token = format!("flush#{task_id}#{kind}");
-        let mut names = HashMap::from([("#token".to_owned(), token.clone())]);
-        let mut values = HashMap::from([(":now".to_owned(), text(now_ms().to_string()))]);
-        let mut additions = Vec::new();
-        let counters = delta.counters.iter().filter(|(_, value)| **value != 0);
-        for (i, (name, value)) in counters.enumerate() {
-            names.insert(format!("#c{i}"), name.clone());
-            values.insert(format!(":c{i}"), number(value));
-            additions.push(format!("#c{i} :c{i}"));
-        }
-        if delta.cost_usd != 0.0 {
-            names.insert("#cost".into(), "cost_usd_total".into());
-            values.insert(":cost".into(), number(delta.cost_usd));
-            additions.push("#cost :cost".into());
-        }
-        let mut expression = "SET #token = :now".to_owned();
-        if !additions.is_empty() {
-            expression.push_str(&format!(" ADD {}", additions.join(", ")));
-        }
-        let added = async {
-            let added = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", shard.clone())
-                .update_expression(expression)
-                .condition_expression("attribute_not_exists(#token)")
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
-                .send()
-                .await;
-            match added {
-                // Present: a delivery that stopped after adding it got this far.
-                Err(err) if !is_condition_failure(&err) => Err(backend(err)),
-                _ => Ok(()),
+    /// Applies up to `EVENTS_PER_TRANSACTION` events: reads their tasks' projections,
+    /// writes what they change, again from a fresh read after a lost race.
+    async fn apply_chunk(&self, events: &[&EventEnvelope]) -> Result<Vec<bool>, StoreError> {
+        let mut tasks: Vec<Uuid> = events.iter().map(|event| event.task_id()).collect();
+        tasks.sort_unstable();
+        tasks.dedup();
+        for attempt in 0..MAX_ATTEMPTS {
+            let current = self.projections(&tasks).await?;
+            let changes = Changes::of(events, &current);
+            let shard = (Uuid::new_v4().as_u128() % u128::from(self.shards)) as u32;
+            match self.commit(&changes, shard).await? {
+                Commit::Done => return Ok(changes.counted),
+                Commit::Raced => tokio::time::sleep(RACE_BACKOFF.jittered(attempt)).await,
             }
-        };
-        let series = delta
-            .minute
-            .map(|minute| (series_key(series_bucket(minute), shard_of_task), minute));
-        let counted = async {
-            match &series {
-                Some((key, minute)) => self.count_event(key, *minute, kind, &token).await,
-                None => Ok(()),
-            }
-        };
-        tokio::try_join!(added, counted)?;
-        let cleared = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", projection_key(task_id))
-            .update_expression("REMOVE #unflushed.#kind SET #version = #version + :one")
-            .condition_expression("attribute_exists(#unflushed.#kind)")
-            .expression_attribute_names("#unflushed", "unflushed")
-            .expression_attribute_names("#kind", kind)
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":one", number(1))
-            .send()
-            .await;
-        match cleared {
-            Err(err) if !is_condition_failure(&err) => return Err(backend(err)),
-            _ => {}
         }
-        let remove_token = |key: AttributeValue| {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", key)
-                .update_expression("REMOVE #token")
-                .expression_attribute_names("#token", &token)
-                .send()
-        };
-        let from_series = async {
-            match series {
-                Some((key, _)) => remove_token(key).await.map(|_| ()),
-                None => Ok(()),
-            }
-        };
-        tokio::try_join!(remove_token(shard), from_series).map_err(backend)?;
-        Ok(())
-    }
-
-    /// Step 2 for the events per minute: counts the event under its type and minute in
-    /// the item `key`, with the token, on condition that the token is absent.
-    async fn count_event(
-        &self,
-        key: &AttributeValue,
-        minute: DateTime<Utc>,
-        kind: &str,
-        token: &str,
-    ) -> Result<(), StoreError> {
-        let minute = minute_of(minute);
-        let expires_at =
-            series_bucket(minute) + TimeDelta::minutes(SERIES_BUCKET_MINUTES) + SERIES_KEPT;
-        let counted = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", key.clone())
-            .update_expression("SET #token = :now, #expires = :expires ADD #count :one")
-            .condition_expression("attribute_not_exists(#token)")
-            .expression_attribute_names("#token", token)
-            .expression_attribute_names("#expires", "expires_at")
-            .expression_attribute_names("#count", format!("{kind}@{:02}", minute.minute()))
-            .expression_attribute_values(":now", text(now_ms().to_string()))
-            .expression_attribute_values(":expires", number(expires_at.timestamp()))
-            .expression_attribute_values(":one", number(1))
-            .send()
-            .await;
-        match counted {
-            // Present: a delivery that stopped after counting it got this far.
-            Err(err) if !is_condition_failure(&err) => Err(backend(err)),
-            _ => Ok(()),
-        }
+        Err(StoreError::Conflict)
     }
 
     /// Every shard's counters, read in one consistent `BatchGetItem`.
@@ -429,55 +439,12 @@ impl DynamoDashboardStore {
 
 #[async_trait]
 impl DashboardStore for DynamoDashboardStore {
-    async fn apply(&self, event: &EventEnvelope) -> Result<bool, StoreError> {
-        let task_id = event.task_id();
-        let kind = event.kind().name();
-        let me = Uuid::new_v4();
-        for attempt in 0..MAX_ATTEMPTS {
-            let current = self.projection(task_id).await?;
-            match project(current.as_ref(), event) {
-                Some((mut next, delta)) => {
-                    let claimed_until = now_ms() + CLAIM.as_millis() as i64;
-                    next.unflushed.insert(
-                        kind.to_owned(),
-                        Unflushed {
-                            delta: delta.clone(),
-                            claimed_until,
-                            claimed_by: Some(me),
-                        },
-                    );
-                    if self.put_projection(&next, current.as_ref()).await? {
-                        self.flush(task_id, kind, &delta).await?;
-                        return Ok(true);
-                    }
-                }
-                // Counted before; finish what an earlier delivery may have left undone.
-                None => {
-                    let Some(current) = current else {
-                        return Ok(false);
-                    };
-                    let Some(unflushed) = current.unflushed.get(kind) else {
-                        return Ok(false);
-                    };
-                    if unflushed.claimed_by == Some(me) {
-                        // Written by this very call, though its answer was lost.
-                        self.flush(task_id, kind, &unflushed.delta).await?;
-                        return Ok(true);
-                    }
-                    if unflushed.claimed_until > now_ms() {
-                        // Another delivery is adding it right now, or stopped doing so.
-                        return Err(StoreError::Conflict);
-                    }
-                    if self.claim(&current, kind, me).await? {
-                        self.flush(task_id, kind, &unflushed.delta).await?;
-                        return Ok(false);
-                    }
-                }
-            }
-            // Another delivery changed this task's projection first: read it again.
-            tokio::time::sleep(RACE_BACKOFF.jittered(attempt)).await;
+    async fn apply_batch(&self, events: &[&EventEnvelope]) -> Result<Vec<bool>, StoreError> {
+        let mut counted = Vec::with_capacity(events.len());
+        for chunk in events.chunks(EVENTS_PER_TRANSACTION) {
+            counted.extend(self.apply_chunk(chunk).await?);
         }
-        Err(StoreError::Conflict)
+        Ok(counted)
     }
 
     async fn stats_at(&self, now: DateTime<Utc>) -> Result<DashboardStats, StoreError> {

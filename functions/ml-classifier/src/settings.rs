@@ -50,6 +50,8 @@ impl ClassifierSettings {
                 &self.training_examples_table,
             )),
         );
-        self.toolkit.build(aws, Arc::new(classifier))
+        // Both effects count once by themselves: the classification is a write conditional
+        // on the task still being pending and unclassified, the example a put-if-absent.
+        self.toolkit.build_exactly_once(aws, Arc::new(classifier))
     }
 }

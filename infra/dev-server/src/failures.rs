@@ -70,6 +70,35 @@ impl EventHandler for FailingShare {
         self.fail_once(event)?;
         self.inner.handle_body(event, body).await
     }
+
+    fn applies_batches(&self) -> bool {
+        self.inner.applies_batches()
+    }
+
+    /// The events of the share fail; the others go to the handler together.
+    async fn handle_batch(
+        &self,
+        events: &[(&EventEnvelope, &str)],
+    ) -> Vec<Result<(), ConsumerError>> {
+        let failed: Vec<Result<(), ConsumerError>> = events
+            .iter()
+            .map(|(event, _)| self.fail_once(event))
+            .collect();
+        let rest: Vec<(&EventEnvelope, &str)> = events
+            .iter()
+            .zip(&failed)
+            .filter(|(_, failed)| failed.is_ok())
+            .map(|(event, _)| *event)
+            .collect();
+        let mut applied = self.inner.handle_batch(&rest).await.into_iter();
+        failed
+            .into_iter()
+            .map(|failed| match failed {
+                Ok(()) => applied.next().unwrap_or(Ok(())),
+                Err(err) => Err(err),
+            })
+            .collect()
+    }
 }
 
 impl FailingShare {

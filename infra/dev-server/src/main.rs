@@ -4,7 +4,8 @@
 //! comes from the same variables as in Lambda, plus `PORT` (3000), `SWEEP_INTERVAL_SECS`
 //! (5), `EVENT_SOURCES` (the consumers' queues, as `infra/provision.py` prints them) and,
 //! for fault runs, `CONSUMER_FAILURE_SHARE` (0: each consumer fails that share of events
-//! transiently once).
+//! transiently once). `DYNAMODB_CAPACITY_FILE` collects what each DynamoDB call consumed,
+//! by function (see `shared::adapters::capacity`).
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -58,12 +59,18 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let failure_share = failures::share(&variables)?;
 
     let aws = clients::load_config().await?;
-    let deps = api.build(&aws);
-    let sweeper = sweeper.build(&aws);
+    // Each function's DynamoDB calls are recorded under its own name (its crate's).
+    let deps = api.build(&clients::for_function(&aws, "task-api"));
+    let sweeper = sweeper.build(&clients::for_function(&aws, "outbox-sweeper"));
     let mut background = JoinSet::new();
     for source in sources {
         let consumer = failures::inject(
-            functions::consumer(&source.code_uri, &variables, &aws).await?,
+            functions::consumer(
+                &source.code_uri,
+                &variables,
+                &clients::for_function(&aws, functions::crate_name(&source.code_uri)),
+            )
+            .await?,
             failure_share,
         );
         let mapping =

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod audit;
 pub mod aws;
+pub mod capacity;
 pub mod cpu;
 pub mod drive;
 pub mod faults;
@@ -17,6 +18,7 @@ pub mod quiet;
 pub mod report;
 pub mod run;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use api::Api;
@@ -38,6 +40,10 @@ pub struct Settings {
     pub quiet_timeout: Duration,
     /// Processes whose CPU use is measured: name, pid.
     pub cpu: Vec<(String, u32)>,
+    /// The dev server's `DYNAMODB_CAPACITY_FILE`, whose calls during the run are added up.
+    pub capacity_file: Option<PathBuf>,
+    /// The prefix of the run's tables, left out of their names in the report.
+    pub prefix: String,
 }
 
 impl Settings {
@@ -59,6 +65,8 @@ impl Settings {
             quiet_timeout: self.quiet_timeout,
             faults,
             cpu: self.cpu.clone(),
+            capacity_file: self.capacity_file.clone(),
+            prefix: self.prefix.clone(),
         }
     }
 }

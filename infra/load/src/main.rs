@@ -61,6 +61,10 @@ struct Args {
     /// Measure the CPU time of a process during the drive: NAME=PID (repeatable).
     #[arg(long = "cpu", value_parser = parse_cpu)]
     cpu: Vec<(String, u32)>,
+    /// The dev server's DYNAMODB_CAPACITY_FILE: its calls during the run give the DynamoDB
+    /// units per lifecycle (with --faults, the tool's own server writes one).
+    #[arg(long)]
+    capacity_file: Option<PathBuf>,
     /// Run in an environment of its own with injected faults.
     #[arg(long)]
     faults: bool,
@@ -110,6 +114,8 @@ fn settings(args: &Args) -> Settings {
         step_timeout: Duration::from_secs(args.step_timeout_secs.unwrap_or(wait)),
         quiet_timeout: Duration::from_secs(args.quiet_timeout_secs),
         cpu: args.cpu.clone(),
+        capacity_file: args.capacity_file.clone(),
+        prefix: args.prefix.clone(),
     }
 }
 
@@ -213,6 +219,52 @@ fn print<T>(measured: &Measured<T>, faults: &[Injected]) -> bool {
             report::table(
                 &["process", "CPU s", "share of measured", "share of machine"],
                 &cpu.rows()
+            )
+        );
+    }
+    if let Some(capacity) = &measured.capacity {
+        println!();
+        println!(
+            "DynamoDB units per lifecycle, as the emulator answered them ({} calls from the drive's start to quiet, {} answered with an error and no units):",
+            capacity.total.calls, capacity.total.errors
+        );
+        println!(
+            "{}",
+            report::table(
+                &["table", "index", "write units", "read units"],
+                &capacity.table_rows()
+            )
+        );
+        println!(
+            "write units per lifecycle without the event archive: {:.2}",
+            capacity.write_per_lifecycle_without_archive()
+        );
+        let t = capacity.transactions;
+        if t.calls > 0 {
+            println!(
+                "TransactWriteItems: {} calls writing {} items, answered with {:.0} units; DynamoDB Local adds up only the distinct per-item figures, AWS charges each item at least 2: counted here {:.0} (+{:.2} a lifecycle)",
+                t.calls,
+                t.items,
+                t.answered,
+                t.answered + t.added,
+                t.added / capacity.lifecycles.max(1) as f64
+            );
+        }
+        println!();
+        println!("by function (calls and units per lifecycle; errors: calls in all):");
+        println!(
+            "{}",
+            report::table(
+                &[
+                    "function",
+                    "table",
+                    "operation",
+                    "calls",
+                    "write units",
+                    "read units",
+                    "errors"
+                ],
+                &capacity.function_rows()
             )
         );
     }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use futures::stream::{self, StreamExt};
 use crate::api::{Api, ApiError, TaskView};
 use crate::audit::{self, Evidence, Line};
 use crate::aws::{Aws, AwsError, DEAD_LETTER_QUEUES};
+use crate::capacity::Consumption;
 use crate::cpu::{CpuSample, CpuShares};
 use crate::drive::{Load, Progress};
 use crate::latency::Summary;
@@ -35,6 +37,8 @@ pub struct Measured<T> {
     pub quiet: Quiet,
     pub audit: Vec<Line>,
     pub cpu: Option<CpuShares>,
+    /// DynamoDB's units from the drive's start to quiet, when the calls were recorded.
+    pub capacity: Option<Consumption>,
     /// What ran beside the lifecycles returned.
     pub beside: T,
 }
@@ -48,6 +52,9 @@ pub struct Run<'a> {
     pub faults: bool,
     /// Processes whose CPU time the drive phase is measured in.
     pub cpu: Vec<(String, u32)>,
+    /// The dev server's record of its DynamoDB calls (`DYNAMODB_CAPACITY_FILE`).
+    pub capacity_file: Option<PathBuf>,
+    pub prefix: String,
 }
 
 impl Run<'_> {
@@ -63,6 +70,7 @@ impl Run<'_> {
 
         let progress: Progress = Arc::new(AtomicU64::new(0));
         let cpu_before = CpuSample::take(&self.cpu);
+        let from_ms = now_ms();
         let (drive, beside) = tokio::join!(
             self.load.drive(&self.driver, progress.clone()),
             beside(progress)
@@ -82,6 +90,17 @@ impl Run<'_> {
             self.quiet_timeout
         );
         let quiet = quiet::wait(self.api, self.aws, &ids, self.quiet_timeout).await;
+        let window = (from_ms, now_ms());
+        let capacity = self.capacity_file.as_ref().and_then(|path| {
+            Consumption::read(path, &self.prefix, window, drive.outcomes.len())
+                .map_err(|err| {
+                    eprintln!(
+                        "the DynamoDB calls in {} cannot be read: {err}",
+                        path.display()
+                    )
+                })
+                .ok()
+        });
 
         let tasks = self.final_tasks(&drive.users, known).await?;
         let all_ids: Vec<String> = tasks.keys().cloned().collect();
@@ -137,6 +156,7 @@ impl Run<'_> {
             quiet,
             audit: lines,
             cpu,
+            capacity,
             beside,
         })
     }
@@ -176,4 +196,11 @@ impl Run<'_> {
             .await;
         reads.into_iter().collect()
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }

@@ -17,6 +17,9 @@ use aws_config::timeout::TimeoutConfig;
 pub use aws_config::SdkConfig;
 use aws_config::{BehaviorVersion, ConfigLoader};
 
+use aws_config::AppName;
+
+use super::capacity::CapacityInterceptor;
 use super::tls;
 use crate::retry::Backoff;
 use crate::settings::ConfigError;
@@ -55,8 +58,28 @@ pub async fn loaded(loader: ConfigLoader) -> Result<SdkConfig, ConfigError> {
     Ok(config)
 }
 
+/// A DynamoDB client whose every call asks for its consumed capacity and records it
+/// (`capacity`) under the function `config` is for: its app name (`for_function`), else
+/// Lambda's `AWS_LAMBDA_FUNCTION_NAME`.
 pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(config)
+    let function = config
+        .app_name()
+        .map(|name| name.to_string())
+        .or_else(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
+        .unwrap_or_else(|| "unnamed".to_owned());
+    let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(config)
+        .interceptor(CapacityInterceptor::new(function))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(dynamodb_config)
+}
+
+/// `config` for one function of several in a process (the dev server runs them all): the
+/// name its calls' consumed capacity is recorded under, and its SDK user agent's app name.
+pub fn for_function(config: &SdkConfig, function: &str) -> SdkConfig {
+    match AppName::new(function.to_owned()) {
+        Ok(name) => config.to_builder().app_name(name).build(),
+        Err(_) => config.clone(),
+    }
 }
 
 /// An SNS client that retries transient failures of whole calls with `backoff`.

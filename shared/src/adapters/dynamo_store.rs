@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue, Select};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -31,6 +31,8 @@ const PENDING: &str = "PENDING";
 /// Names the last write of a task item, so that a write can tell its own result.
 const WRITE_ID: &str = "write_id";
 const PARKED: &str = "PARKED";
+/// The most keys one `BatchGetItem` takes.
+const BATCH_GET_KEYS: usize = 100;
 /// Shards queried at once.
 const SHARD_QUERIES: usize = 8;
 
@@ -139,6 +141,58 @@ impl DynamoTaskStore {
         }
         warn!(task.id = %task_id, "the write had committed although its answer was lost; answering with it");
         pending_from_item(&item)
+    }
+
+    /// The tasks of `ids` that exist, by id, read consistently (`BatchGetItem`, 100 keys a
+    /// call, what a call leaves unprocessed asked for again).
+    async fn tasks(&self, ids: &[String]) -> Result<HashMap<String, Task>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(BATCH_GET_KEYS) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| HashMap::from([("id".to_owned(), text(id))]))
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|err| {
+                        StoreError::Backend(format!("cannot build the request: {err}"))
+                    })?,
+            );
+            let mut attempts = 0;
+            while let Some(keys) = request.take() {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                for item in output
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let task: Task = read_item(item, "task")?;
+                    found.insert(task.id.to_string(), task);
+                }
+                request = output
+                    .unprocessed_keys
+                    .and_then(|mut left| left.remove(&self.table))
+                    .filter(|left| !left.keys().is_empty());
+                if request.is_some() {
+                    attempts += 1;
+                    if attempts > 8 {
+                        return Err(StoreError::Backend("tasks stayed unread".into()));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempts.min(5)))
+                        .await;
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn count_in(&self, marker: AttributeValue) -> Result<usize, StoreError> {
@@ -293,12 +347,16 @@ impl TaskStore for DynamoTaskStore {
             .send()
             .await
             .map_err(backend)?;
-        let items = output
+        // The index holds only keys (a transition writes nothing to it): the page's tasks
+        // are read from the table, consistently, in the index's order.
+        let ids: Vec<String> = output
             .items
             .unwrap_or_default()
-            .into_iter()
-            .map(|item| read_item(item, "task"))
-            .collect::<Result<Vec<Task>, _>>()?;
+            .iter()
+            .filter_map(|item| item.get("id")?.as_s().ok().cloned())
+            .collect();
+        let mut found = self.tasks(&ids).await?;
+        let items = ids.iter().filter_map(|id| found.remove(id)).collect();
         let next_cursor = output.last_evaluated_key.as_ref().and_then(encode_cursor);
         Ok(TaskPage { items, next_cursor })
     }

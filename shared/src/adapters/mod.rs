@@ -2,6 +2,7 @@
 //! Each implements a port over one service; `clients` builds the SDK clients once, over
 //! the HTTPS client of `tls`.
 
+pub mod capacity;
 pub mod clients;
 pub mod dynamo;
 pub mod dynamo_archive;

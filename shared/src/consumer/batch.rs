@@ -39,6 +39,27 @@ pub trait EventHandler: Send + Sync {
         let _ = body;
         self.handle(event).await
     }
+
+    /// Whether the toolkit hands this handler a batch's events together (`handle_batch`)
+    /// rather than each on its own. A decorator forwards it.
+    fn applies_batches(&self) -> bool {
+        false
+    }
+
+    /// The events of one batch (with their bodies) at once, for a handler that applies
+    /// them in fewer calls together than one by one: one outcome per event, in order. By
+    /// default each on its own, concurrently.
+    async fn handle_batch(
+        &self,
+        events: &[(&EventEnvelope, &str)],
+    ) -> Vec<Result<(), ConsumerError>> {
+        join_all(
+            events
+                .iter()
+                .map(|(event, body)| self.handle_body(event, body)),
+        )
+        .await
+    }
 }
 
 /// Visibility timeout of a transiently failed message: `base` × 2^(receives − 1), at
@@ -155,34 +176,11 @@ impl Consumer {
                 batch_span.add_link(parent.span().span_context().clone());
             }
         }
-        let records = parsed.into_iter().map(|(message, event)| {
-            let span =
-                batch_span.in_scope(|| self.record_span(message, &queue, event.as_ref().ok()));
-            async move {
-                if receives(message) > 1 {
-                    Measure::Retried(self.name()).emit();
-                }
-                let outcome = match event {
-                    Ok(event) => {
-                        self.apply(&event, message.body.as_deref().unwrap_or_default())
-                            .await
-                    }
-                    Err(err) => Err(err),
-                };
-                let done = match outcome {
-                    Ok(()) => true,
-                    Err(err) => {
-                        let span = Span::current();
-                        span.record("otel.status_code", "ERROR");
-                        span.record("otel.status_message", tracing::field::display(Chain(&err)));
-                        self.settle(message, &err).await
-                    }
-                };
-                (message, done)
-            }
-            .instrument(span)
-        });
-        let outcomes = join_all(records).instrument(batch_span.clone()).await;
+        let outcomes = if self.handler.applies_batches() {
+            self.process_together(parsed, &queue, &batch_span).await
+        } else {
+            self.process_each(parsed, &queue, &batch_span).await
+        };
         let mut response = SqsBatchResponse::default();
         for (message, done) in &outcomes {
             if !done {
@@ -203,6 +201,117 @@ impl Consumer {
             }
         }
         response
+    }
+
+    /// Each record on its own and concurrently: idempotency, the handler, the settling.
+    async fn process_each<'m>(
+        &self,
+        parsed: Vec<(&'m SqsMessage, Result<EventEnvelope, ConsumerError>)>,
+        queue: &str,
+        batch_span: &Span,
+    ) -> Vec<(&'m SqsMessage, bool)> {
+        let records = parsed.into_iter().map(|(message, event)| {
+            let span =
+                batch_span.in_scope(|| self.record_span(message, queue, event.as_ref().ok()));
+            async move {
+                if receives(message) > 1 {
+                    Measure::Retried(self.name()).emit();
+                }
+                let outcome = match event {
+                    Ok(event) => {
+                        self.apply(&event, message.body.as_deref().unwrap_or_default())
+                            .await
+                    }
+                    Err(err) => Err(err),
+                };
+                let done = match outcome {
+                    Ok(()) => true,
+                    Err(err) => self.failed(message, &err).await,
+                };
+                (message, done)
+            }
+            .instrument(span)
+        });
+        join_all(records).instrument(batch_span.clone()).await
+    }
+
+    /// The records together: each one's idempotency in its own span, then the handler
+    /// once over every event it may apply, then each one settled in its span.
+    async fn process_together<'m>(
+        &self,
+        parsed: Vec<(&'m SqsMessage, Result<EventEnvelope, ConsumerError>)>,
+        queue: &str,
+        batch_span: &Span,
+    ) -> Vec<(&'m SqsMessage, bool)> {
+        let records: Vec<_> = parsed
+            .into_iter()
+            .map(|(message, event)| {
+                let span =
+                    batch_span.in_scope(|| self.record_span(message, queue, event.as_ref().ok()));
+                if receives(message) > 1 {
+                    Measure::Retried(self.name()).emit();
+                }
+                (message, event, span)
+            })
+            .collect();
+        let begun = join_all(records.iter().map(|(_, event, span)| {
+            async move {
+                match event {
+                    Ok(event) => self.begin(event).await,
+                    Err(_) => Ok(false),
+                }
+            }
+            .instrument(span.clone())
+        }))
+        .await;
+        let to_apply: Vec<(&EventEnvelope, &str)> = records
+            .iter()
+            .zip(&begun)
+            .filter_map(|((message, event, _), begun)| match (event, begun) {
+                (Ok(event), Ok(true)) => Some((event, message.body.as_deref().unwrap_or_default())),
+                _ => None,
+            })
+            .collect();
+        let started = Instant::now();
+        let mut applied = self
+            .handler
+            .handle_batch(&to_apply)
+            .instrument(batch_span.clone())
+            .await
+            .into_iter();
+        let elapsed = started.elapsed();
+        let settled = records
+            .into_iter()
+            .zip(begun)
+            .map(|((message, event, span), begun)| {
+                // Applied now: the event and its outcome; `Ok(None)`: nothing to apply.
+                let outcome = match (event, begun) {
+                    (Err(err), _) | (Ok(_), Err(err)) => Err(err),
+                    (Ok(_), Ok(false)) => Ok(None),
+                    (Ok(event), Ok(true)) => Ok(Some((
+                        event,
+                        applied.next().unwrap_or_else(|| {
+                            Err(ConsumerError::transient(
+                                "the handler gave no outcome for the event",
+                            ))
+                        }),
+                    ))),
+                };
+                async move {
+                    let outcome = match outcome {
+                        Ok(Some((event, outcome))) => self.finish(&event, elapsed, outcome).await,
+                        Ok(None) => Ok(()),
+                        Err(err) => Err(err),
+                    };
+                    let done = match outcome {
+                        Ok(()) => true,
+                        Err(err) => self.failed(message, &err).await,
+                    };
+                    (message, done)
+                }
+                .instrument(span)
+            });
+        join_all(settled).await
     }
 
     /// The span of one record: a child of its event's trace when the event names one.
@@ -243,27 +352,47 @@ impl Consumer {
     }
 
     async fn apply(&self, event: &EventEnvelope, body: &str) -> Result<(), ConsumerError> {
+        if !self.begin(event).await? {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let outcome = self.handler.handle_body(event, body).await;
+        self.finish(event, started.elapsed(), outcome).await
+    }
+
+    /// Takes the event's lease: `true` when it is to be applied now, `false` when it was
+    /// applied before.
+    async fn begin(&self, event: &EventEnvelope) -> Result<bool, ConsumerError> {
         let consumer = self.name();
         match self.idempotency.begin(consumer, event.id).await? {
             Claim::AlreadyApplied => {
                 info!(consumer, event.id = %event.id, "event already applied; acknowledged");
                 Measure::DuplicateSkipped(consumer).emit();
-                return Ok(());
+                Ok(false)
             }
             Claim::InFlight { remaining } => {
                 let err = ConsumerError::transient("another delivery of this event is in progress");
                 // Retried before the lease ends, it would only use up the message's receives.
-                return Err(match remaining {
+                Err(match remaining {
                     Some(remaining) => err.retry_after(remaining + LEASE_MARGIN),
                     None => err,
-                });
+                })
             }
-            Claim::Acquired => {}
+            Claim::Acquired => Ok(true),
         }
-        let started = Instant::now();
-        match self.handler.handle_body(event, body).await {
+    }
+
+    /// After the handler: the event recorded as applied, or its lease given up.
+    async fn finish(
+        &self,
+        event: &EventEnvelope,
+        took: Duration,
+        outcome: Result<(), ConsumerError>,
+    ) -> Result<(), ConsumerError> {
+        let consumer = self.name();
+        match outcome {
             Ok(()) => {
-                Measure::ProcessingTime(consumer, started.elapsed()).emit();
+                Measure::ProcessingTime(consumer, took).emit();
                 let age = (time::now() - event.time).to_std().unwrap_or_default();
                 Measure::EventAge(consumer, age).emit();
                 if let Err(err) = self.idempotency.complete(consumer, event.id).await {
@@ -280,6 +409,14 @@ impl Consumer {
                 Err(err)
             }
         }
+    }
+
+    /// A failed record: its span marked, the message settled (`settle`).
+    async fn failed(&self, message: &SqsMessage, err: &ConsumerError) -> bool {
+        let span = Span::current();
+        span.record("otel.status_code", "ERROR");
+        span.record("otel.status_message", tracing::field::display(Chain(err)));
+        self.settle(message, err).await
     }
 
     /// Deals with a failed message; `true` when it is done with (dead-lettered), `false`
@@ -468,6 +605,88 @@ mod tests {
             .collect();
         ids.sort();
         ids
+    }
+
+    /// A handler that applies batches: records each call's events, fails those the
+    /// recorder would.
+    #[derive(Default)]
+    struct Together {
+        calls: Mutex<Vec<Vec<Uuid>>>,
+        inner: Recorder,
+    }
+
+    #[async_trait]
+    impl EventHandler for Together {
+        fn name(&self) -> &'static str {
+            "together"
+        }
+
+        async fn handle(&self, event: &EventEnvelope) -> Result<(), ConsumerError> {
+            self.inner.handle(event).await
+        }
+
+        fn applies_batches(&self) -> bool {
+            true
+        }
+
+        async fn handle_batch(
+            &self,
+            events: &[(&EventEnvelope, &str)],
+        ) -> Vec<Result<(), ConsumerError>> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(events.iter().map(|(event, _)| event.id).collect());
+            let mut outcomes = Vec::new();
+            for (event, _) in events {
+                outcomes.push(self.inner.handle(event).await);
+            }
+            outcomes
+        }
+    }
+
+    #[tokio::test]
+    async fn when_the_handler_applies_batches_should_hand_it_the_events_together_and_settle_each() {
+        // Given a handler that applies batches, and a batch of two good events, one that
+        // fails transiently and a body that is no event
+        let handler = Arc::new(Together::default());
+        let queue = Arc::new(Queue::default());
+        let consumer = Consumer::new(
+            handler.clone(),
+            Arc::new(crate::consumer::IdempotentEffect),
+            queue.clone(),
+            RetryBackoff::default(),
+        );
+        let (first, second, failing) = (event("good"), event("good"), event("transient"));
+        let records = vec![
+            message("m1", &first.to_json(), 1),
+            message("m2", &failing.to_json(), 1),
+            message("m3", "this is not json", 1),
+            message("m4", &second.to_json(), 1),
+        ];
+
+        // When the batch is processed
+        let response = consumer.process(batch(records)).await;
+
+        // Then the handler got the three events in one call, in order; only the failed
+        // one is delivered again and the body that is no event is dead-lettered
+        assert_eq!(
+            *handler.calls.lock().unwrap(),
+            [vec![first.id, failing.id, second.id]]
+        );
+        assert_eq!(failures(&response), ["m2"]);
+        assert_eq!(
+            *handler.inner.applied.lock().unwrap(),
+            [first.id, second.id]
+        );
+        let dead: Vec<String> = queue
+            .dead
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert_eq!(dead, ["m3"]);
     }
 
     #[tokio::test]

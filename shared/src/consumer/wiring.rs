@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::adapters::clients::SdkConfig;
 
-use super::{Consumer, EventHandler, RetryBackoff};
+use super::{Consumer, EventHandler, IdempotencyStore, IdempotentEffect, RetryBackoff};
 use crate::adapters::{clients, DynamoIdempotencyStore, SqsRedelivery};
 use crate::metrics;
 use crate::settings::{ConfigError, Variables, STACK_NAME};
@@ -42,15 +42,29 @@ impl ToolkitSettings {
         })
     }
 
-    /// The consumer of `handler` over AWS.
+    /// The consumer of `handler` over AWS, with an idempotency record of each event.
     pub fn build(&self, aws: &SdkConfig, handler: Arc<dyn EventHandler>) -> Consumer {
+        let records =
+            DynamoIdempotencyStore::new(clients::dynamodb(aws), &self.processed_events_table);
+        self.build_with(aws, handler, Arc::new(records))
+    }
+
+    /// The same for a handler whose effect counts each event once by itself (a write
+    /// conditional on what it records): no idempotency records of its own.
+    pub fn build_exactly_once(&self, aws: &SdkConfig, handler: Arc<dyn EventHandler>) -> Consumer {
+        self.build_with(aws, handler, Arc::new(IdempotentEffect))
+    }
+
+    fn build_with(
+        &self,
+        aws: &SdkConfig,
+        handler: Arc<dyn EventHandler>,
+        idempotency: Arc<dyn IdempotencyStore>,
+    ) -> Consumer {
         metrics::init(self.stack.clone());
         Consumer::new(
             handler,
-            Arc::new(DynamoIdempotencyStore::new(
-                clients::dynamodb(aws),
-                &self.processed_events_table,
-            )),
+            idempotency,
             Arc::new(SqsRedelivery::new(clients::sqs(aws))),
             self.backoff,
         )

@@ -1,11 +1,8 @@
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use dashboard::memory::MemoryDashboard;
-use dashboard::stats::{project, Unflushed};
 use dashboard::{DashboardStore, DynamoDashboardStore};
 use futures::stream::{self, StreamExt};
-use shared::adapters::dynamo::write_item;
 use shared::domain::{TaskComplexity, TaskType};
 use shared::events::EventEnvelope;
 use shared::fixtures::Run;
@@ -83,96 +80,41 @@ async fn when_deliveries_race_and_repeat_should_count_each_task_once_over_the_sh
     env.teardown().await;
 }
 
-/// Leaves `event`'s delta as a delivery that stopped after step 1 would: recorded in the
-/// projection, its claim expired; and, when `added`, already in the shard with its token.
-async fn stopped_midway(env: &TestEnv, event: &EventEnvelope, added: bool) {
-    let (mut projection, delta) = project(None, event).unwrap();
-    projection.unflushed.insert(
-        event.kind().name().to_owned(),
-        Unflushed {
-            delta: delta.clone(),
-            claimed_until: chrono::Utc::now().timestamp_millis() - 1,
-            claimed_by: None,
-        },
-    );
-    let mut item = write_item(&projection, "projection").unwrap();
-    let task_id = event.task_id();
-    item.insert("pk".into(), AttributeValue::S(format!("task#{task_id}")));
-    let table = env.name("DashboardTable");
-    env.dynamodb
-        .put_item()
-        .table_name(&table)
-        .set_item(Some(item))
-        .send()
-        .await
-        .unwrap();
-    if added {
-        // Added as step 2 does, beside whatever the shard holds already.
-        let shard = shared::shard::of(task_id, SHARDS);
-        let mut update = env
-            .dynamodb
-            .update_item()
-            .table_name(&table)
-            .key("pk", AttributeValue::S(format!("counters#{shard}")))
-            .expression_attribute_names(
-                "#token",
-                format!("flush#{task_id}#{}", event.kind().name()),
-            )
-            .expression_attribute_values(":now", AttributeValue::S("0".into()));
-        let mut additions = Vec::new();
-        for (i, (name, value)) in delta.counters.iter().enumerate() {
-            update = update
-                .expression_attribute_names(format!("#c{i}"), name)
-                .expression_attribute_values(
-                    format!(":c{i}"),
-                    AttributeValue::N(value.to_string()),
-                );
-            additions.push(format!("#c{i} :c{i}"));
-        }
-        update
-            .update_expression(format!("SET #token = :now ADD {}", additions.join(", ")))
-            .send()
-            .await
-            .unwrap();
-    }
-}
-
-/// Creations counted in the last minute of the series.
-fn created_this_minute(stats: &dashboard::DashboardStats) -> u64 {
-    stats.events_per_minute.last().unwrap().counts["TaskCreated"]
-}
-
 #[tokio::test]
-async fn when_a_delivery_stopped_midway_should_let_the_next_one_count_it_once() {
-    let env = TestEnv::new("takeover").await;
+async fn when_a_batch_repeats_events_counted_before_should_count_only_the_new_ones() {
+    // Given a task's creation counted already, and a batch of it again, the task's start
+    // and completion, and another task's creation (its events in one minute)
+    let env = TestEnv::new("batch").await;
     let store = store(&env);
-    for added in [false, true] {
-        // Given a creation whose delivery stopped before (or after) adding to the counters,
-        // in either case before counting it per minute
-        let [created, ..] = Run::default().events();
-        let now = created.time;
-        let before = store.stats_at(now).await.unwrap();
-        stopped_midway(&env, &created, added).await;
+    let [created, started, completed] = Run::default().events();
+    let [other, ..] = Run::default().events();
+    let now = completed.time.max(other.time);
+    let before = store.stats_at(now).await.unwrap();
+    assert_eq!(store.apply_batch(&[&created]).await.unwrap(), [true]);
 
-        // When it is delivered again
-        let counted = store.apply(&created).await.unwrap();
+    // When the batch is applied, and then again
+    let batch = [&created, &started, &completed, &other];
+    let first = store.apply_batch(&batch).await.unwrap();
+    let again = store.apply_batch(&batch).await.unwrap();
 
-        // Then it counts once, per minute too, and a further delivery changes nothing
-        assert!(!counted, "counted as new");
-        for delivery in ["again", "once more"] {
-            let after = store.stats_at(now).await.unwrap();
-            assert_eq!(
-                after.tasks_total,
-                before.tasks_total + 1,
-                "added: {added}, {delivery}"
-            );
-            assert_eq!(
-                created_this_minute(&after),
-                created_this_minute(&before) + 1,
-                "added: {added}, {delivery}"
-            );
-            store.apply(&created).await.unwrap();
-        }
-    }
+    // Then only the three new events count, once, per minute too; the repeat adds nothing
+    assert_eq!(first, [false, true, true, true]);
+    assert_eq!(again, [false, false, false, false]);
+    let after = store.stats_at(now).await.unwrap();
+    assert_eq!(after.tasks_total, before.tasks_total + 2);
+    assert_eq!(after.completed, before.completed + 1);
+    assert_eq!(
+        after.by_status["Completed"],
+        before.by_status["Completed"] + 1
+    );
+    assert_eq!(after.by_status["Pending"], before.by_status["Pending"] + 1);
+    let created = |stats: &dashboard::DashboardStats| -> u64 {
+        stats
+            .events_per_minute
+            .iter()
+            .map(|m| m.counts["TaskCreated"])
+            .sum()
+    };
+    assert_eq!(created(&after), created(&before) + 2);
     env.teardown().await;
 }

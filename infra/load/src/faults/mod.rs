@@ -123,6 +123,12 @@ impl FaultRun {
                     "AWS_ENDPOINT_URL_SQS",
                     local_url(self.emulators.localstack_port),
                 ),
+                // The webhook secret is read from this run's LocalStack, not from one that
+                // the caller's environment names.
+                (
+                    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+                    local_url(self.emulators.localstack_port),
+                ),
                 ("AWS_ENDPOINT_URL_SNS", sns.url()),
                 ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.url()),
                 // The cicd-monitor reads the stack's webhook secret at start.
@@ -143,6 +149,14 @@ impl FaultRun {
         ));
         let _ = std::fs::create_dir_all(&log_dir);
         let log = log_dir.join("dev-server.log");
+        let capacity_file = log_dir.join("capacity.jsonl");
+        let _ = std::fs::write(&capacity_file, "");
+        variables.push((
+            shared::adapters::capacity::CAPACITY_FILE.to_owned(),
+            capacity_file.display().to_string(),
+        ));
+        let mut settings = settings.clone();
+        settings.capacity_file = Some(capacity_file);
         eprintln!(
             "fault run: emulators on ports {} and {}, dev server on {port} (log {})",
             self.emulators.localstack_port,
