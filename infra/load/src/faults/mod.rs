@@ -131,11 +131,6 @@ impl FaultRun {
                 ),
                 ("AWS_ENDPOINT_URL_SNS", sns.url()),
                 ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.url()),
-                // The cicd-monitor reads the stack's webhook secret at start.
-                (
-                    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-                    local_url(self.emulators.localstack_port),
-                ),
                 (
                     "CONSUMER_FAILURE_SHARE",
                     s.consumer_failure_share.to_string(),
