@@ -159,7 +159,7 @@ for src in sys.argv[1:] or workspace_sources():
     graph = edges(src)
     cycles = sccs(graph)
     n = sum(len(v) for v in graph.values())
-    print(f"{src}: {len(graph)} modules, {n} edges, {len(cycles)} circle(s)")
+    print(f"{os.path.relpath(src)}: {len(graph)} modules, {n} edges, {len(cycles)} circle(s)")
     for c in cycles:
         status = 1
         names = ['::'.join(m) for m in sorted(c)]
