@@ -2,7 +2,8 @@
 # Local environment without Docker or an AWS account: pinned emulators
 # (LocalStack for SNS and SQS, DynamoDB Local), provisioned from template.yaml.
 #
-#   infra/local.sh up              emulators + provisioning + the dev server (Ctrl-C stops all)
+#   infra/local.sh up [--watch]    emulators + provisioning + the dev server (Ctrl-C stops all);
+#                                  --watch: a code change rebuilds and restarts only the server
 #   infra/local.sh test [ARGS]     compile, start the emulators, cargo test --workspace ARGS, stop
 #                                  (installs puppeteer-core, and chromium as root, for the browser test)
 #   infra/local.sh install [--all] only the pinned installs (idempotent): the emulators; with
@@ -41,7 +42,8 @@
 #                                  it; prints the table of docs/performance.md (--help lists ARGS)
 #
 # Settings: TASK_ORCH_CACHE (installs and run state, default ~/.cache/task-orchestration),
-# LOCALSTACK_PORT (4566), DYNAMODB_PORT (8000), PORT (dev server, 3000), BENCH_BIN_DIR (bench:
+# LOCALSTACK_PORT (4566), DYNAMODB_PORT (8000), PORT (dev server, 3000), FUZZ_PORT (fuzz's dev
+# server, 3100), LOG_FORMAT (up's server logs: text, or json), BENCH_BIN_DIR (bench:
 # release binaries built before, the baseline's `hello-lambda` among them; nothing is built).
 set -euo pipefail
 
@@ -429,7 +431,107 @@ stop_on_exit() {
   trap 'exit 143' TERM
 }
 
+# Where cargo puts what it builds (CARGO_TARGET_DIR, else target/).
+target_dir() {
+  cargo metadata --format-version 1 --no-deps | "$PROVISION_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
+}
+
+# launch_server BINARY PORT [LOGFILE]: the dev server in the background on PORT (its output
+# to LOGFILE, else to this terminal), waited for until it answers; stop_server stops it.
+# Fails if it stops or does not answer within READY_TIMEOUT_SECS.
+launch_server() {
+  local binary=$1 port=$2 logfile=${3:-}
+  if [[ -n $logfile ]]; then
+    PORT=$port "$binary" </dev/null >"$logfile" 2>&1 &
+  else
+    PORT=$port "$binary" </dev/null &
+  fi
+  SERVER_PID=$!
+  local deadline=$((SECONDS + READY_TIMEOUT_SECS))
+  until curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$port/openapi.json" 2>/dev/null; do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      SERVER_PID=
+      return 1
+    fi
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+# What `up` prints once it serves: where everything is, and how to stop.
+up_banner() { # watch
+  local url=http://127.0.0.1:$PORT ports=
+  [[ $LOCALSTACK_PORT == 4566 && $DYNAMODB_PORT == 8000 ]] ||
+    ports="LOCALSTACK_PORT=$LOCALSTACK_PORT DYNAMODB_PORT=$DYNAMODB_PORT "
+  local watching="off; infra/local.sh up --watch rebuilds and restarts the server on a code change"
+  [[ -n $1 ]] && watching="on: a change under shared/, functions/ or infra/dev-server/ rebuilds
+             and restarts the server; the emulators and their data stay"
+  local logs="here, as text (LOG_FORMAT=json infra/local.sh up: JSON lines, as in Lambda)"
+  [[ $LOG_FORMAT == json ]] && logs="here, as JSON lines (as in Lambda)"
+  cat >&2 <<BANNER
+
+  ------------------------------------------------------------------------------
+  The task API and its consumers are running locally.
+
+  API        $url  (X-User-Id names the caller)
+             try: curl -s -H 'X-User-Id: me' $url/tasks
+  document   $url/openapi.json
+  dashboard  $url/dashboard
+  trace      ${ports}infra/local.sh trace TASK_ID  (a task's spans as trees)
+  logs       $logs
+             the emulators': $RUN_DIR/localstack.log, dynamodb.log
+  metrics    $METRICS_FILE  (the functions' CloudWatch EMF lines)
+  spans      $OTEL_SPANS_FILE
+  watch      $watching
+  stop       Ctrl-C: stops the server and the emulators; their data, kept in memory, goes too
+  ------------------------------------------------------------------------------
+
+BANNER
+}
+
+# A digest of the names, sizes and times of the sources the dev server is built from.
+sources_digest() {
+  find "$ROOT/shared" "$ROOT/functions" "$ROOT/infra/dev-server" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" \
+    -type f \( -name '*.rs' -o -name '*.toml' -o -name '*.html' -o -name '*.js' -o -name '*.css' -o -name '*.json' \) \
+    -printf '%T@ %s %p\n' 2>/dev/null | sort | sha256sum
+}
+
+# For `up --watch`: every second, looks for a change to the sources; on one, builds the
+# dev server again while the old one serves, then puts the new one in its place. A
+# failed build leaves the old one serving; the emulators are never touched.
+watch_sources() { # binary
+  local binary=$1 seen now started
+  seen=$(sources_digest)
+  while true; do
+    sleep 1
+    now=$(sources_digest)
+    [[ $now == "$seen" ]] && continue
+    seen=$now
+    started=$SECONDS
+    log "a source changed; building the dev server (the running one serves meanwhile)"
+    if ! cargo build --quiet -p dev-server; then
+      log "the build failed; the running server stays (fix the code, the next change builds again)"
+      continue
+    fi
+    stop_server
+    if launch_server "$binary" "$PORT"; then
+      log "serving again on http://127.0.0.1:$PORT, $((SECONDS - started))s after the change was seen"
+    else
+      stop_server
+      log "the new server did not start (see its log above); the next change builds again"
+    fi
+  done
+}
+
 cmd_up() {
+  local watch=
+  while (($#)); do
+    case $1 in
+      --watch) watch=1 ;;
+      *) die "up takes only --watch (LOG_FORMAT=json for JSON log lines)" ;;
+    esac
+    shift
+  done
   install_all
   export_emulator_env
   stop_on_exit
@@ -438,7 +540,7 @@ cmd_up() {
   json=$(provision local)
   eval "$(env_exports <<<"$json")"
   export PORT=${PORT:-3000}
-  # The spans of this run only, for `infra/local.sh trace`.
+  # This run's spans, for `infra/local.sh trace`, and its metric lines, out of the logs.
   if [[ -z ${OTEL_SPANS_FILE:-} ]]; then
     export OTEL_SPANS_FILE=$RUN_DIR/spans.jsonl
     : >"$OTEL_SPANS_FILE"
@@ -448,9 +550,27 @@ cmd_up() {
     export DYNAMODB_CAPACITY_FILE=$RUN_DIR/capacity.jsonl
     : >"$DYNAMODB_CAPACITY_FILE"
   fi
-  log "starting the dev server on http://127.0.0.1:$PORT (Ctrl-C stops everything; spans in $OTEL_SPANS_FILE)"
+  if [[ -z ${METRICS_FILE:-} ]]; then
+    export METRICS_FILE=$RUN_DIR/metrics.jsonl
+    : >"$METRICS_FILE"
+  fi
+  export LOG_FORMAT=${LOG_FORMAT:-text}
   cd "$ROOT"
-  cargo run -p dev-server
+  log "building the dev server"
+  cargo build -p dev-server
+  local binary
+  binary=$(target_dir)/debug/dev-server
+  log "starting the dev server on http://127.0.0.1:$PORT"
+  launch_server "$binary" "$PORT" || die "the dev server did not start (its log is above)"
+  up_banner "$watch"
+  if [[ -n $watch ]]; then
+    watch_sources "$binary"
+  else
+    local status=0
+    wait "$SERVER_PID" || status=$?
+    SERVER_PID=
+    exit "$status"
+  fi
 }
 
 # A dev server in the background on FUZZ_PORT, for `fuzz`; stop_server stops it.
@@ -461,16 +581,10 @@ start_server() {
   eval "$(env_exports <<<"$json")"
   cd "$ROOT"
   cargo build --quiet -p dev-server
-  target=$(cargo metadata --format-version 1 --no-deps | "$PROVISION_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  target=$(target_dir)
   log "starting a dev server on http://127.0.0.1:$FUZZ_PORT (log: $RUN_DIR/fuzz-server.log)"
-  PORT=$FUZZ_PORT "$target/debug/dev-server" </dev/null >"$RUN_DIR/fuzz-server.log" 2>&1 &
-  SERVER_PID=$!
-  local deadline=$((SECONDS + READY_TIMEOUT_SECS))
-  until curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$FUZZ_PORT/openapi.json" 2>/dev/null; do
-    kill -0 "$SERVER_PID" 2>/dev/null || die "the dev server stopped; see $RUN_DIR/fuzz-server.log"
-    ((SECONDS < deadline)) || die "the dev server did not answer within ${READY_TIMEOUT_SECS}s"
-    sleep 0.5
-  done
+  launch_server "$target/debug/dev-server" "$FUZZ_PORT" "$RUN_DIR/fuzz-server.log" ||
+    die "the dev server stopped or did not answer within ${READY_TIMEOUT_SECS}s; see $RUN_DIR/fuzz-server.log"
 }
 
 stop_server() {

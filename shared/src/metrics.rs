@@ -1,9 +1,12 @@
-//! Metrics as CloudWatch Embedded Metric Format lines on standard output: Lambda ships
-//! them to CloudWatch Logs, which turns them into the metrics the alarms and the
+//! Metrics as CloudWatch Embedded Metric Format lines on standard output (locally, to the
+//! file [`write_to`] names): Lambda ships them to CloudWatch Logs, which turns them into the metrics the alarms and the
 //! dashboard watch. Namespace `TaskOrchestration`, dimension `Stack` (and `Consumer`
 //! for the consumers' own).
 
-use std::sync::OnceLock;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -12,6 +15,19 @@ pub const NAMESPACE: &str = "TaskOrchestration";
 
 /// The stack whose alarms watch these metrics: their `Stack` dimension.
 static STACK: OnceLock<Option<String>> = OnceLock::new();
+
+/// A file the lines go to in place of standard output, when a local run names one.
+static FILE: OnceLock<Mutex<File>> = OnceLock::new();
+
+/// Writes every metric line of this process to `path` (appended) instead of standard
+/// output, so that a local server's terminal shows its logs only. Lambda's functions never
+/// call it: CloudWatch reads the lines from their standard output.
+pub fn write_to(path: &Path) -> io::Result<()> {
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    // A second call keeps the first file.
+    let _ = FILE.set(Mutex::new(file));
+    Ok(())
+}
 
 /// Names the stack (`STACK_NAME`) once per process, so that two stacks in one account
 /// keep their metrics apart.
@@ -87,10 +103,15 @@ impl<'a> Metric<'a> {
 
     fn emit(self) {
         let stack = STACK.get().and_then(Option::as_deref);
-        println!(
-            "{}",
-            self.line(stack, chrono::Utc::now().timestamp_millis())
-        );
+        let line = self.line(stack, chrono::Utc::now().timestamp_millis());
+        match FILE.get() {
+            Some(file) => {
+                let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+                // A metric that cannot be written is lost, as a line Lambda drops would be.
+                let _ = writeln!(file, "{line}");
+            }
+            None => println!("{line}"),
+        }
     }
 }
 

@@ -157,7 +157,7 @@ pub fn project(
     Some((next, delta))
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DurationStats {
     pub count: u64,
     pub average_ms: Option<f64>,
@@ -166,14 +166,14 @@ pub struct DurationStats {
 }
 
 /// How many events of each type happened in one minute.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MinuteCounts {
     /// The minute's start.
     #[serde(with = "shared::time")]
     #[schema(value_type = String, format = DateTime)]
     pub minute: DateTime<Utc>,
     /// Every event type, 0 when none happened.
-    pub counts: BTreeMap<&'static str, u64>,
+    pub counts: BTreeMap<String, u64>,
 }
 
 /// Events counted per minute and type (`EventKind::name`), as stored.
@@ -194,7 +194,7 @@ pub fn last_hour(now: DateTime<Utc>, totals: &MinuteTotals) -> Vec<MinuteCounts>
                         .get(&(minute, kind.name().to_owned()))
                         .copied()
                         .unwrap_or(0);
-                    (kind.name(), count)
+                    (kind.name().to_owned(), count)
                 })
                 .collect();
             MinuteCounts { minute, counts }
@@ -203,11 +203,11 @@ pub fn last_hour(now: DateTime<Utc>, totals: &MinuteTotals) -> Vec<MinuteCounts>
 }
 
 /// The statistics as `GET /dashboard/stats` returns them.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DashboardStats {
     pub tasks_total: u64,
     /// Classification emits no event, so classified tasks count as `Pending` here.
-    pub by_status: BTreeMap<&'static str, u64>,
+    pub by_status: BTreeMap<String, u64>,
     pub by_type: BTreeMap<String, u64>,
     pub by_complexity: BTreeMap<String, u64>,
     pub tokens_used_total: u64,
@@ -257,7 +257,7 @@ impl DashboardStats {
         .into_iter()
         .map(|status| {
             (
-                status.as_str(),
+                status.as_str().to_owned(),
                 count(&format!("status_{}", status.as_str())),
             )
         })

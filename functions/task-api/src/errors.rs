@@ -1,7 +1,7 @@
-//! The one mapping from failures to HTTP error responses: `{"error", "message", "field"?}`.
+//! The one mapping from failures to HTTP errors: a status, a stable code, a message and
+//! the field at fault; `responses` writes them as `{"error", "message", "field"?}`.
 
 use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Response};
 use shared::domain::DomainError;
 use shared::service::TaskError;
 use tracing::error;
@@ -110,16 +110,6 @@ impl ApiError {
             "unsupported_media_type",
             "the body must be JSON (content-type application/json)",
         )
-    }
-}
-
-impl IntoResponse for ApiError {
-    /// The JSON error body; the error also rides along in the response's extensions, so
-    /// the request's middleware can name the request in a 5xx answer.
-    fn into_response(self) -> Response {
-        let mut response = crate::responses::error(&self);
-        response.extensions_mut().insert(self);
-        response
     }
 }
 

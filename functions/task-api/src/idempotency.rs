@@ -22,7 +22,6 @@ use tracing::error;
 use uuid::Uuid;
 
 use crate::errors::ApiError;
-use crate::handler::Deps;
 use crate::identity::Identity;
 use crate::requests::MAX_BODY_BYTES;
 
@@ -132,14 +131,22 @@ fn store_failed(err: StoreError) -> ApiError {
 }
 
 /// Middleware of the `POST` routes: runs a keyed request once, repeats its answer after.
-pub async fn idempotent(State(deps): State<Deps>, request: Request, next: Next) -> Response {
-    match run_once(&deps, request, next).await {
+pub async fn idempotent(
+    State(keys): State<Arc<dyn RequestKeys>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match run_once(keys.as_ref(), request, next).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }
 }
 
-async fn run_once(deps: &Deps, request: Request, next: Next) -> Result<Response, ApiError> {
+async fn run_once(
+    keys: &dyn RequestKeys,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     if request.method() != Method::POST {
         return Ok(next.run(request).await);
     }
@@ -158,8 +165,7 @@ async fn run_once(deps: &Deps, request: Request, next: Next) -> Result<Response,
     let key = scoped(&identity, &key);
     let print = fingerprint(&parts.method, &path, &bytes);
 
-    let token = match deps
-        .request_keys
+    let token = match keys
         .begin(&key, &print, Utc::now())
         .await
         .map_err(store_failed)?
@@ -175,7 +181,7 @@ async fn run_once(deps: &Deps, request: Request, next: Next) -> Result<Response,
         .await;
     if response.status().is_server_error() {
         // The request may be retried with the same key.
-        if let Err(err) = deps.request_keys.release(&key, &token).await {
+        if let Err(err) = keys.release(&key, &token).await {
             error!(error = %err, "cannot release an idempotency key; it frees itself when its lease ends");
         }
         return Ok(response);
@@ -197,11 +203,7 @@ async fn run_once(deps: &Deps, request: Request, next: Next) -> Result<Response,
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned),
     };
-    if let Err(err) = deps
-        .request_keys
-        .complete(&key, &token, &answer, Utc::now())
-        .await
-    {
+    if let Err(err) = keys.complete(&key, &token, &answer, Utc::now()).await {
         // The request did its work; its answer stands. A repeat after the lease ends
         // would run it again, which the log makes visible.
         error!(error = %err, "cannot keep the answer of an idempotency key");
@@ -346,5 +348,124 @@ mod tests {
         }
         // And one caller's key names one record
         assert_eq!(scoped(&caller("alice"), "k-1"), "5:alice#k-1");
+    }
+}
+
+/// Keyed requests through the router as the local server runs it.
+#[cfg(test)]
+mod through_the_router {
+    use axum::http::Method;
+
+    use crate::testing::{call, created, fixture, keyed, local, send};
+
+    #[tokio::test]
+    async fn when_a_create_is_repeated_with_its_key_should_answer_the_same_and_write_nothing() {
+        let f = fixture();
+        let body = r#"{"title":"Fix bug","description":"details"}"#;
+
+        let (first_status, first_headers, first) =
+            send(local(&f), keyed("alice", "/tasks", body, "create-1")).await;
+        let (again_status, again_headers, again) =
+            send(local(&f), keyed("alice", "/tasks", body, "create-1")).await;
+
+        assert_eq!((first_status, again_status), (201, 201), "{again}");
+        assert_eq!(first, again);
+        assert_eq!(first_headers["location"], again_headers["location"]);
+        assert_eq!(again_headers["idempotent-replayed"], "true");
+        assert!(first_headers.get("idempotent-replayed").is_none());
+        assert_eq!(f.store.task_count(), 1);
+        assert_eq!(f.publisher.published().len(), 1);
+        // Another caller's equal key is another key.
+        let (status, _, other) = send(local(&f), keyed("bob", "/tasks", body, "create-1")).await;
+        assert_eq!(status, 201);
+        assert_ne!(other["id"], first["id"]);
+    }
+
+    #[tokio::test]
+    async fn when_a_key_is_reused_for_another_request_should_answer_422_and_write_nothing() {
+        let f = fixture();
+        let id = created(&f).await;
+        let start = format!("/tasks/{id}/classify");
+        let body = r#"{"task_type":"BugFix","complexity":"Simple"}"#;
+        let (status, _, _) = send(local(&f), keyed("alice", &start, body, "k")).await;
+        assert_eq!(status, 200);
+
+        let other = r#"{"task_type":"Feature","complexity":"Simple"}"#;
+        let (status, _, err) = send(local(&f), keyed("alice", &start, other, "k")).await;
+        let (elsewhere, _, _) = send(
+            local(&f),
+            keyed("alice", "/tasks", r#"{"title":"t","description":""}"#, "k"),
+        )
+        .await;
+
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (422, Some("idempotency_key_reused"))
+        );
+        assert_eq!(elsewhere, 422);
+        let (_, task) = call(&f, Some("alice"), Method::GET, &format!("/tasks/{id}"), "").await;
+        assert_eq!(
+            (task["task_type"].as_str(), task["version"].as_u64()),
+            (Some("BugFix"), Some(2))
+        );
+        assert_eq!(f.store.task_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_the_first_request_still_runs_should_answer_409_request_in_progress() {
+        let f = fixture();
+        let body = r#"{"title":"t","description":"d"}"#;
+        let print = crate::idempotency::fingerprint(&Method::POST, "/tasks", body.as_bytes());
+        let claimed = f
+            .deps
+            .request_keys
+            .begin("5:alice#slow", &print, chrono::Utc::now())
+            .await
+            .unwrap();
+        assert!(matches!(claimed, crate::idempotency::Begin::Proceed { .. }));
+
+        let (status, _, err) = send(local(&f), keyed("alice", "/tasks", body, "slow")).await;
+
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (409, Some("request_in_progress"))
+        );
+        assert_eq!(f.store.task_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn when_a_keyed_request_fails_on_the_server_should_let_the_retry_run() {
+        let f = fixture();
+        let body = r#"{"title":"t","description":"d"}"#;
+        f.store.set_down(true);
+        let (status, _, _) = send(local(&f), keyed("alice", "/tasks", body, "retry-me")).await;
+        assert_eq!(status, 500);
+        f.store.set_down(false);
+
+        let (status, headers, _) =
+            send(local(&f), keyed("alice", "/tasks", body, "retry-me")).await;
+
+        assert_eq!(status, 201);
+        assert!(headers.get("idempotent-replayed").is_none());
+        assert_eq!(f.store.task_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_a_key_is_malformed_should_answer_400_naming_the_header() {
+        let f = fixture();
+        let long = "k".repeat(256);
+        for key in ["", "has space", long.as_str()] {
+            let (status, _, err) = send(
+                local(&f),
+                keyed("alice", "/tasks", r#"{"title":"t","description":""}"#, key),
+            )
+            .await;
+            assert_eq!(
+                (status, err["field"].as_str()),
+                (400, Some("Idempotency-Key")),
+                "{key:?}: {err}"
+            );
+        }
+        assert_eq!(f.store.task_count(), 0);
     }
 }

@@ -13,7 +13,7 @@ use lambda_http::RequestExt;
 use shared::service::Caller;
 
 use crate::errors::ApiError;
-use crate::handler::RequestId;
+use crate::middleware::RequestId;
 
 /// Header naming the caller locally, in place of the JWT's `sub` claim.
 pub const USER_HEADER: &str = "x-user-id";

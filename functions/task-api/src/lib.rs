@@ -1,21 +1,30 @@
-//! The task API: one HTTP Lambda serving the task lifecycle routes. `handler` holds the
-//! axum router and its OpenAPI document; `main` runs it in Lambda, and the local server
+//! The task API: one HTTP Lambda serving the task lifecycle routes. `router` assembles the
+//! axum router from `routes` (the handlers), `openapi` (their document) and `middleware`
+//! (the request's span and id) over `deps`; `main` runs it in Lambda, and the local server
 //! runs the same router.
 
+mod deps;
 mod errors;
-pub mod handler;
 pub mod idempotency;
 pub mod identity;
+mod middleware;
+mod openapi;
 pub mod page;
 mod request_keys;
 mod requests;
 mod response_headers;
 mod responses;
+mod router;
+mod routes;
 mod settings;
+#[cfg(test)]
+mod testing;
 
+pub use deps::{Deps, DEFAULT_OPERATOR_SCOPE};
 pub use errors::ApiError;
-pub use handler::{openapi, router, staged, Deps, DEFAULT_OPERATOR_SCOPE};
 pub use idempotency::{MemoryRequestKeys, RequestKeys};
+pub use openapi::openapi;
 pub use request_keys::DynamoRequestKeys;
 pub use requests::MAX_BODY_BYTES;
+pub use router::{router, staged};
 pub use settings::ApiSettings;

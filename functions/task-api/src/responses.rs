@@ -1,4 +1,5 @@
-//! JSON responses: the task as the API shows it, pages of tasks, and errors.
+//! JSON responses: the task as the API shows it, pages of tasks and events, and errors
+//! (every `ApiError` answers through [`error`]).
 
 use axum::http::header::{ALLOW, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
@@ -133,4 +134,14 @@ pub fn error(err: &ApiError) -> Response {
         }
     }
     response
+}
+
+impl IntoResponse for ApiError {
+    /// The JSON error body; the error also rides along in the response's extensions, so
+    /// the request's middleware can name the request in a 5xx answer.
+    fn into_response(self) -> Response {
+        let mut response = error(&self);
+        response.extensions_mut().insert(self);
+        response
+    }
 }

@@ -5,10 +5,13 @@
 //! (5), `EVENT_SOURCES` (the consumers' queues, as `infra/provision.py` prints them) and,
 //! for fault runs, `CONSUMER_FAILURE_SHARE` (0: each consumer fails that share of events
 //! transiently once). `DYNAMODB_CAPACITY_FILE` collects what each DynamoDB call consumed,
-//! by function (see `shared::adapters::capacity`).
+//! by function (see `shared::adapters::capacity`). `LOG_FORMAT` (`json`, or `text` for
+//! people) sets how it logs, and `METRICS_FILE` names a file for the functions' metric
+//! lines, which otherwise go to standard output among the logs, as in Lambda.
 
 use std::error::Error;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -17,14 +20,17 @@ use dev_server::{failures, functions, http};
 use outbox_sweeper::SweeperSettings;
 use serde::Deserialize;
 use shared::adapters::clients;
+use shared::metrics;
 use shared::settings::{ConfigError, Settings, Variables};
-use shared::telemetry;
+use shared::telemetry::{self, LogFormat};
 use task_api::ApiSettings;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tracing::{error, info};
 
 const EVENT_SOURCES: &str = "EVENT_SOURCES";
+const LOG_FORMAT: &str = "LOG_FORMAT";
+const METRICS_FILE: &str = "METRICS_FILE";
 
 /// One consumer's queue, from the template's SQS event of the function at `code_uri`.
 #[derive(Debug, Deserialize)]
@@ -36,7 +42,21 @@ struct EventSource {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let telemetry = telemetry::init("dev-server");
+    let format = match std::env::var(LOG_FORMAT).map(|name| name.parse::<LogFormat>()) {
+        Err(_) => LogFormat::Json,
+        Ok(Ok(format)) => format,
+        Ok(Err(err)) => {
+            eprintln!("dev-server: {LOG_FORMAT}: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Ok(path) = std::env::var(METRICS_FILE) {
+        if let Err(err) = metrics::write_to(Path::new(&path)) {
+            eprintln!("dev-server: {METRICS_FILE}: cannot open {path}: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let telemetry = telemetry::init_with("dev-server", format);
     let code = match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -1,7 +1,6 @@
 //! The task API as the load tool calls it: one `reqwest` client, typed answers, and the
 //! latency of every call recorded under its route.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
@@ -32,18 +31,8 @@ struct Page {
     next_cursor: Option<String>,
 }
 
-/// `GET /dashboard/stats`, the fields the audit compares.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct Stats {
-    pub tasks_total: u64,
-    pub by_status: BTreeMap<String, u64>,
-    pub by_type: BTreeMap<String, u64>,
-    pub by_complexity: BTreeMap<String, u64>,
-    pub tokens_used_total: u64,
-    pub cost_usd_total: f64,
-    pub completed: u64,
-    pub failed: u64,
-}
+/// `GET /dashboard/stats`, as the dashboard writes it.
+pub type Stats = dashboard::DashboardStats;
 
 /// A call that got no answer the caller can use.
 #[derive(Debug, thiserror::Error)]

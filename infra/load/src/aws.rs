@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Select};
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::adapters::clients;
+use shared::adapters::dynamo::Pages;
 use shared::settings::ConfigError;
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -158,8 +159,8 @@ impl Aws {
         stream::iter(task_ids.iter().cloned())
             .map(|id| async move {
                 let mut events = Vec::new();
-                let mut start = None;
-                loop {
+                let mut pages = Pages::default();
+                while let Some(start) = pages.next() {
                     let output = self
                         .dynamodb
                         .query()
@@ -177,11 +178,9 @@ impl Aws {
                         let field = |name: &str| text(item, name).unwrap_or_default().to_owned();
                         events.push((field("sequence"), field("event_id")));
                     }
-                    start = output.last_evaluated_key;
-                    if start.is_none() {
-                        return Ok::<_, AwsError>((id, events));
-                    }
+                    pages.read(output.last_evaluated_key);
                 }
+                Ok::<_, AwsError>((id, events))
             })
             .buffer_unordered(16)
             .try_collect()
@@ -192,8 +191,8 @@ impl Aws {
     pub async fn count(&self, logical_id: &str) -> Result<u64, AwsError> {
         let table = self.name(logical_id);
         let mut total = 0;
-        let mut start = None;
-        loop {
+        let mut pages = Pages::default();
+        while let Some(start) = pages.next() {
             let output = self
                 .dynamodb
                 .scan()
@@ -204,11 +203,9 @@ impl Aws {
                 .await
                 .map_err(|e| AwsError::new(format!("counting {table}"), e))?;
             total += output.count.max(0) as u64;
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(total);
-            }
+            pages.read(output.last_evaluated_key);
         }
+        Ok(total)
     }
 
     async fn queue_url(&self, logical_id: &str) -> Result<String, AwsError> {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::api::Api;
+use crate::api::{Api, Stats};
 use crate::aws::{outbox_empty, Aws, QUEUES};
 
 /// How the wait ended.
@@ -47,7 +47,7 @@ async fn busy(
     api: &Api,
     aws: &Aws,
     task_ids: &[String],
-    last_stats: &mut Option<crate::api::Stats>,
+    last_stats: &mut Option<Stats>,
 ) -> Option<String> {
     for queue in QUEUES {
         match aws.depth(queue).await {
@@ -69,6 +69,11 @@ async fn busy(
     }
     match api.stats().await {
         Ok(stats) => {
+            // The counts, not the hour's series, which moves on every minute.
+            let stats = Stats {
+                events_per_minute: Vec::new(),
+                ..stats
+            };
             let settled = last_stats.as_ref() == Some(&stats);
             *last_stats = Some(stats);
             (!settled).then(|| "dashboard still changing".into())

@@ -36,6 +36,64 @@ pub fn write_item<T: serde::Serialize>(value: &T, what: &str) -> Result<Item, St
         .map_err(|err| StoreError::Backend(format!("cannot serialise {what}: {err}")))
 }
 
+/// The item whose key attribute `key` is `value`, read strongly consistent (as the last
+/// write left it): every attribute, or those `projection` names.
+pub async fn get_consistent(
+    client: &Client,
+    table: &str,
+    key: &str,
+    value: AttributeValue,
+    projection: Option<&str>,
+) -> Result<Option<Item>, StoreError> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .key(key, value)
+        .set_projection_expression(projection.map(str::to_owned))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(backend)?;
+    Ok(output.item)
+}
+
+/// Where a query or scan read page by page stands:
+///
+/// ```ignore
+/// let mut pages = Pages::default();
+/// while let Some(start) = pages.next() {
+///     let output = query.set_exclusive_start_key(start).send().await?;
+///     pages.read(output.last_evaluated_key);
+/// }
+/// ```
+///
+/// The first page starts at the beginning, each other where the one before ended; the
+/// last is the one without a `LastEvaluatedKey` (or the one after which `read` was given
+/// none because enough was read).
+#[derive(Debug, Default)]
+pub struct Pages {
+    start: Option<Item>,
+    done: bool,
+}
+
+impl Iterator for Pages {
+    /// Where the next page starts: `None` for the beginning.
+    type Item = Option<Item>;
+
+    /// Where the next page starts, or `None` after the last page.
+    fn next(&mut self) -> Option<Option<Item>> {
+        (!self.done).then(|| self.start.take())
+    }
+}
+
+impl Pages {
+    /// A page was read; `last_evaluated_key` is where it ended, `None` for the last.
+    pub fn read(&mut self, last_evaluated_key: Option<Item>) {
+        self.done = last_evaluated_key.is_none();
+        self.start = last_evaluated_key;
+    }
+}
+
 /// Writes `item` to `table` unless an item with its key (of which `key` is an attribute)
 /// is there already: `true` when this call wrote it, `false` when one was there.
 pub async fn put_if_absent(
@@ -56,5 +114,23 @@ pub async fn put_if_absent(
         Ok(_) => Ok(true),
         Err(err) if is_condition_failure(&err) => Ok(false),
         Err(err) => Err(backend(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_pages_are_read_should_start_each_where_the_last_ended_and_stop_after_the_last() {
+        let key = |id: &str| Item::from([("id".to_owned(), AttributeValue::S(id.to_owned()))]);
+        let mut pages = Pages::default();
+        let mut starts = Vec::new();
+        let mut ends = vec![None, Some(key("b")), Some(key("a"))];
+        while let Some(start) = pages.next() {
+            starts.push(start);
+            pages.read(ends.pop().expect("no page after the last"));
+        }
+        assert_eq!(starts, [None, Some(key("a")), Some(key("b"))]);
     }
 }

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::dynamo::{backend, put_if_absent, read_item, write_item};
+use super::dynamo::{get_consistent, put_if_absent, read_item, write_item};
 use crate::ports::StoreError;
 use crate::records::RecordStore;
 
@@ -41,17 +41,9 @@ where
     }
 
     async fn get(&self, task_id: Uuid) -> Result<Option<T>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("task_id", AttributeValue::S(task_id.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        output
-            .item
+        let key = AttributeValue::S(task_id.to_string());
+        get_consistent(&self.client, &self.table, "task_id", key, None)
+            .await?
             .map(|item| read_item(item, "record"))
             .transpose()
     }

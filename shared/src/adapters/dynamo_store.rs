@@ -11,7 +11,9 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use tracing::warn;
 use uuid::Uuid;
 
-use super::dynamo::{backend, is_condition_failure, read_item, write_item, Item};
+use super::dynamo::{
+    backend, get_consistent, is_condition_failure, read_item, write_item, Item, Pages,
+};
 use crate::cursor::Cursor;
 use crate::domain::Task;
 use crate::events::EventEnvelope;
@@ -88,8 +90,8 @@ impl DynamoTaskStore {
         limit: usize,
     ) -> Result<Vec<(String, Uuid)>, StoreError> {
         let mut found = Vec::new();
-        let mut start = None;
-        loop {
+        let mut pages = Pages::default();
+        while let Some(start) = pages.next() {
             let output = self
                 .client
                 .query()
@@ -108,11 +110,9 @@ impl DynamoTaskStore {
                 let id = item.get("id")?.as_s().ok()?.parse::<Uuid>().ok()?;
                 Some((since, id))
             }));
-            start = output.last_evaluated_key;
-            if start.is_none() || found.len() >= limit {
-                return Ok(found);
-            }
+            pages.read(output.last_evaluated_key.filter(|_| found.len() < limit));
         }
+        Ok(found)
     }
 
     /// After a conditional write failed: the item as committed when it holds this very
@@ -121,16 +121,15 @@ impl DynamoTaskStore {
     /// not be answered as a conflict. Racing writers compute equal tasks, so only the id
     /// tells them apart; a later write over this one makes it answer `Conflict`.
     async fn committed(&self, task_id: Uuid, write_id: &str) -> Result<PendingEvents, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", text(task_id.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        let item = output.item.unwrap_or_default();
+        let item = get_consistent(
+            &self.client,
+            &self.table,
+            "id",
+            text(task_id.to_string()),
+            None,
+        )
+        .await?
+        .unwrap_or_default();
         if item
             .get(WRITE_ID)
             .and_then(|id| id.as_s().ok())
@@ -197,8 +196,8 @@ impl DynamoTaskStore {
 
     async fn count_in(&self, marker: AttributeValue) -> Result<usize, StoreError> {
         let mut count = 0;
-        let mut start = None;
-        loop {
+        let mut pages = Pages::default();
+        while let Some(start) = pages.next() {
             let output = self
                 .client
                 .query()
@@ -212,11 +211,9 @@ impl DynamoTaskStore {
                 .await
                 .map_err(backend)?;
             count += usize::try_from(output.count).unwrap_or(0);
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(count);
-            }
+            pages.read(output.last_evaluated_key);
         }
+        Ok(count)
     }
 }
 
@@ -315,16 +312,10 @@ impl TaskStore for DynamoTaskStore {
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<Task>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", text(id.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        output.item.map(|item| read_item(item, "task")).transpose()
+        get_consistent(&self.client, &self.table, "id", text(id.to_string()), None)
+            .await?
+            .map(|item| read_item(item, "task"))
+            .transpose()
     }
 
     async fn list_by_user(
@@ -424,17 +415,15 @@ impl TaskStore for DynamoTaskStore {
 #[async_trait]
 impl Outbox for DynamoTaskStore {
     async fn pending(&self, task_id: Uuid) -> Result<PendingEvents, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", text(task_id.to_string()))
-            .projection_expression("id, version, outbox")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        match output.item {
+        let item = get_consistent(
+            &self.client,
+            &self.table,
+            "id",
+            text(task_id.to_string()),
+            Some("id, version, outbox"),
+        )
+        .await?;
+        match item {
             Some(item) => pending_from_item(&item),
             None => Ok(PendingEvents {
                 task_id,

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::task::{Action, TaskStatus};
+use super::kinds::{Action, TaskStatus};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DomainError {

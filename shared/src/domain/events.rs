@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::task::{ExecutionStrategy, TaskComplexity, TaskType};
+use super::kinds::{ExecutionStrategy, TaskComplexity, TaskType};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]

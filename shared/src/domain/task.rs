@@ -2,12 +2,12 @@
 //! Every transition validates its input, checks the current status and yields the next task plus the event it causes.
 
 use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::DomainError;
 use super::events::{TaskCompleted, TaskCreated, TaskEventData, TaskFailed, TaskStarted};
+use super::kinds::{Action, ExecutionStrategy, TaskComplexity, TaskStatus, TaskType};
 
 /// Longest accepted title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -24,97 +24,6 @@ pub const MAX_COST_USD: f64 = 1_000_000.0;
 pub const MIN_NONZERO_COST_USD: f64 = 1e-9;
 /// Largest accepted token count of one task; sums over many tasks must stay exact.
 pub const MAX_TOKENS: u64 = 1_000_000_000_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-pub enum TaskStatus {
-    Pending,
-    Classified,
-    InProgress,
-    Completed,
-    Failed,
-}
-
-impl TaskStatus {
-    pub const ALL: [TaskStatus; 5] = [
-        TaskStatus::Pending,
-        TaskStatus::Classified,
-        TaskStatus::InProgress,
-        TaskStatus::Completed,
-        TaskStatus::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Pending => "Pending",
-            TaskStatus::Classified => "Classified",
-            TaskStatus::InProgress => "InProgress",
-            TaskStatus::Completed => "Completed",
-            TaskStatus::Failed => "Failed",
-        }
-    }
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
-)]
-pub enum TaskType {
-    BugFix,
-    Feature,
-    Refactor,
-    Test,
-    Documentation,
-    Deployment,
-}
-
-impl TaskType {
-    /// Types whose completion changes code and so asks for a build.
-    pub fn changes_code(self) -> bool {
-        matches!(
-            self,
-            TaskType::BugFix | TaskType::Feature | TaskType::Refactor | TaskType::Test
-        )
-    }
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
-)]
-pub enum TaskComplexity {
-    Simple,
-    Medium,
-    Complex,
-    Epic,
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
-)]
-pub enum ExecutionStrategy {
-    SingleShot,
-    Iterative,
-    MultiAgent,
-    HybridExecution,
-}
-
-/// What a caller may ask of a task; named in invalid-transition errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Classify,
-    Start,
-    Complete,
-    Fail,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Classify => "classify",
-            Action::Start => "start",
-            Action::Complete => "complete",
-            Action::Fail => "fail",
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {

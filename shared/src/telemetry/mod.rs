@@ -1,4 +1,5 @@
-//! Logs and traces of every function: JSON log lines (level from `RUST_LOG`), and
+//! Logs and traces of every function: JSON log lines (level from `RUST_LOG`; text for a
+//! local server that asks, see [`LogFormat`]), and
 //! OpenTelemetry spans made from `tracing` spans, exported to X-Ray in Lambda (to the
 //! daemon Lambda runs at `AWS_XRAY_DAEMON_ADDRESS`) or as JSON lines to `OTEL_SPANS_FILE`.
 
@@ -7,6 +8,7 @@ mod conventions;
 mod file_exporter;
 mod invocation;
 mod log_writer;
+mod readable;
 
 use lambda_runtime::layers::{OpenTelemetryFaasTrigger, OpenTelemetryLayer};
 use lambda_runtime::tower::layer::util::Stack;
@@ -77,6 +79,32 @@ impl Telemetry {
 /// to X-Ray in Lambda, to `OTEL_SPANS_FILE` when set, and nowhere otherwise (trace context
 /// still flows into the events).
 pub fn init(service: &'static str) -> Telemetry {
+    init_with(service, LogFormat::Json)
+}
+
+/// How log lines are written: JSON lines, as Lambda's functions write them for CloudWatch
+/// Logs, or text for people reading a local server's terminal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Json,
+    Text,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(LogFormat::Json),
+            "text" => Ok(LogFormat::Text),
+            _ => Err(format!("{name:?} is not a log format: text or json")),
+        }
+    }
+}
+
+/// [`init`] with log lines in `format`.
+pub fn init_with(service: &'static str, format: LogFormat) -> Telemetry {
     let builder = SdkTracerProvider::builder();
     let builder = match (std::env::var(XRAY_DAEMON), std::env::var(SPANS_FILE)) {
         (Ok(address), _) => match xray(&address) {
@@ -96,7 +124,7 @@ pub fn init(service: &'static str) -> Telemetry {
         _ => builder,
     };
     let telemetry = telemetry(builder, service);
-    subscriber(&telemetry, service).init();
+    subscriber(&telemetry, service, format).init();
     telemetry
 }
 
@@ -109,7 +137,7 @@ pub fn init_for_test<E: SpanExporter + 'static>(
         SdkTracerProvider::builder().with_simple_exporter(Conventions(exporter)),
         "test",
     );
-    let guard = tracing::subscriber::set_default(subscriber(&telemetry, "test"));
+    let guard = tracing::subscriber::set_default(subscriber(&telemetry, "test", LogFormat::Json));
     (telemetry, guard)
 }
 
@@ -258,16 +286,28 @@ fn requested_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> Targe
 fn subscriber(
     telemetry: &Telemetry,
     service: &'static str,
+    format: LogFormat,
 ) -> impl tracing::Subscriber + Send + Sync {
-    let logs = tracing_subscriber::fmt::layer()
-        .json()
-        .with_writer(ServiceStdout { service })
-        .with_current_span(true)
-        .with_target(false)
-        .with_filter(log_filter(
+    let filter = || {
+        log_filter(
             std::env::var("RUST_LOG").ok().as_deref(),
             std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
-        ));
+        )
+    };
+    let json = (format == LogFormat::Json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(ServiceStdout { service })
+            .with_current_span(true)
+            .with_target(false)
+            .with_filter(filter())
+    });
+    let text = (format == LogFormat::Text).then(|| {
+        tracing_subscriber::fmt::layer()
+            .event_format(readable::Readable)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .with_filter(filter())
+    });
     let spans = tracing_opentelemetry::layer()
         .with_tracer(telemetry.provider.tracer(service))
         .with_filter(
@@ -275,7 +315,7 @@ fn subscriber(
                 .with_max_level_hint(LevelFilter::DEBUG)
                 .with_callsite_filter(exported_callsite),
         );
-    Registry::default().with(logs).with(spans)
+    Registry::default().with(json).with(text).with(spans)
 }
 
 #[cfg(test)]
@@ -283,6 +323,17 @@ mod tests {
     use tracing::Level;
 
     use super::log_filter;
+
+    #[test]
+    fn when_a_log_format_is_named_should_read_text_or_json_and_refuse_others() {
+        use super::LogFormat;
+        assert_eq!("json".parse(), Ok(LogFormat::Json));
+        assert_eq!(" Text".parse(), Ok(LogFormat::Text));
+        assert!("pretty"
+            .parse::<LogFormat>()
+            .unwrap_err()
+            .contains("text or json"));
+    }
 
     #[test]
     fn rust_log_directives_should_set_the_level_per_target() {
