@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use shared::events::{EventKind, EventType};
 
-use crate::dead_letters::DeadLetter;
+use crate::letter::DeadLetter;
 use crate::OpsError;
 
 /// An event type as an operator names it: every version of a kind (`TaskCompleted`), or one

@@ -11,11 +11,13 @@
 pub mod consumers;
 pub mod dead_letters;
 pub mod filter;
+pub mod letter;
 pub mod stats;
 
 pub use consumers::{Consumer, Queues};
-pub use dead_letters::{DeadLetter, Discarded, Redrive, RedriveOutcome, Scan};
+pub use dead_letters::{Discarded, Redrive, RedriveOutcome, Scan};
 pub use filter::{parse_age, Filter, TypeFilter};
+pub use letter::DeadLetter;
 pub use stats::{OutboxStats, QueueStats};
 
 /// The reason of a dead letter that SQS moved after its receives.
