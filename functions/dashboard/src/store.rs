@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, DurationRound, NaiveDateTime, TimeDelta, Timelike, Utc};
-use shared::adapters::dynamo::{backend, read_item, write_item, Item};
+use shared::adapters::dynamo::{self, backend, read_item, write_item, Item};
 use shared::events::EventEnvelope;
 use shared::ports::StoreError;
 use shared::retry::Backoff;
@@ -398,42 +398,16 @@ impl DynamoDashboardStore {
         Ok(totals)
     }
 
-    /// The items of `keys` (at most `BATCH_GET_KEYS`) that exist, read consistently,
-    /// retrying what the call leaves unprocessed a few times.
+    /// The items of `keys` (at most `BATCH_GET_KEYS`) that exist, read consistently.
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        let mut request = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .build()
-                .map_err(|err| StoreError::Backend(format!("cannot build the request: {err}")))?,
-        );
-        let mut items = Vec::new();
-        let mut attempt = 0;
-        while let Some(keys) = request.take() {
-            let output = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, keys)
-                .send()
-                .await
-                .map_err(backend)?;
-            if let Some(mut found) = output.responses {
-                items.extend(found.remove(&self.table).unwrap_or_default());
-            }
-            request = output
-                .unprocessed_keys
-                .and_then(|mut left| left.remove(&self.table))
-                .filter(|left| !left.keys().is_empty());
-            if request.is_some() {
-                if attempt >= RACE_BACKOFF.retries {
-                    return Err(StoreError::Backend("dashboard items stayed unread".into()));
-                }
-                tokio::time::sleep(RACE_BACKOFF.jittered(attempt)).await;
-                attempt += 1;
-            }
-        }
-        Ok(items)
+        dynamo::batch_get_consistent(
+            &self.client,
+            &self.table,
+            keys,
+            RACE_BACKOFF,
+            "dashboard items",
+        )
+        .await
     }
 }
 

@@ -57,6 +57,50 @@ pub async fn get_consistent(
     Ok(output.item)
 }
 
+/// The items of `keys` (at most 100, BatchGetItem's limit) that exist in `table`, read
+/// consistently; what a call leaves unprocessed is asked for again after `backoff`'s
+/// jittered delays, and still unread after its retries is an error naming `what`.
+pub async fn batch_get_consistent(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    backoff: crate::retry::Backoff,
+    what: &str,
+) -> Result<Vec<Item>, StoreError> {
+    let mut request = Some(
+        aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|err| StoreError::Backend(format!("cannot build the request: {err}")))?,
+    );
+    let mut items = Vec::new();
+    let mut attempt = 0;
+    while let Some(keys) = request.take() {
+        let output = client
+            .batch_get_item()
+            .request_items(table, keys)
+            .send()
+            .await
+            .map_err(backend)?;
+        if let Some(mut found) = output.responses {
+            items.extend(found.remove(table).unwrap_or_default());
+        }
+        request = output
+            .unprocessed_keys
+            .and_then(|mut left| left.remove(table))
+            .filter(|left| !left.keys().is_empty());
+        if request.is_some() {
+            if attempt >= backoff.retries {
+                return Err(StoreError::Backend(format!("{what} stayed unread")));
+            }
+            tokio::time::sleep(backoff.jittered(attempt)).await;
+            attempt += 1;
+        }
+    }
+    Ok(items)
+}
+
 /// Where a query or scan read page by page stands:
 ///
 /// ```ignore

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue, Select};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -12,7 +12,8 @@ use tracing::warn;
 use uuid::Uuid;
 
 use super::dynamo::{
-    backend, get_consistent, is_condition_failure, read_item, write_item, Item, Pages,
+    backend, batch_get_consistent, get_consistent, is_condition_failure, read_item, write_item,
+    Item, Pages,
 };
 use crate::cursor::Cursor;
 use crate::domain::Task;
@@ -35,6 +36,12 @@ const WRITE_ID: &str = "write_id";
 const PARKED: &str = "PARKED";
 /// The most keys one `BatchGetItem` takes.
 const BATCH_GET_KEYS: usize = 100;
+/// How a listing asks again for the tasks a BatchGetItem left unprocessed.
+const TASK_READS: crate::retry::Backoff = crate::retry::Backoff {
+    retries: 8,
+    initial: std::time::Duration::from_millis(20),
+    max: std::time::Duration::from_millis(640),
+};
 /// Shards queried at once.
 const SHARD_QUERIES: usize = 8;
 
@@ -151,44 +158,11 @@ impl DynamoTaskStore {
                 .iter()
                 .map(|id| HashMap::from([("id".to_owned(), text(id))]))
                 .collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|err| {
-                        StoreError::Backend(format!("cannot build the request: {err}"))
-                    })?,
-            );
-            let mut attempts = 0;
-            while let Some(keys) = request.take() {
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                for item in output
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    let task: Task = read_item(item, "task")?;
-                    found.insert(task.id.to_string(), task);
-                }
-                request = output
-                    .unprocessed_keys
-                    .and_then(|mut left| left.remove(&self.table))
-                    .filter(|left| !left.keys().is_empty());
-                if request.is_some() {
-                    attempts += 1;
-                    if attempts > 8 {
-                        return Err(StoreError::Backend("tasks stayed unread".into()));
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempts.min(5)))
-                        .await;
-                }
+            let items =
+                batch_get_consistent(&self.client, &self.table, keys, TASK_READS, "tasks").await?;
+            for item in items {
+                let task: Task = read_item(item, "task")?;
+                found.insert(task.id.to_string(), task);
             }
         }
         Ok(found)
