@@ -139,34 +139,21 @@ impl EventEnvelope {
     /// Parses and checks a structured-mode CloudEvent produced by this service, of any
     /// type it knows (see `super::version`).
     pub fn from_json(body: &str) -> Result<Self, EventParseError> {
-        #[derive(Deserialize)]
-        struct Typed<'a> {
-            #[serde(rename = "type", borrow)]
-            event_type: std::borrow::Cow<'a, str>,
-        }
-        let typed: Typed = serde_json::from_str(body)?;
-        let ty = EventType::named(&typed.event_type);
-        let envelope: EventEnvelope = match ty {
-            // A later version: its `data` is read as the domain's payload, and the envelope
-            // keeps its `dataschema`, so it is written again as it came.
-            Some(ty) if ty != EventType::first(ty.kind()) => {
-                let mut document: serde_json::Value = serde_json::from_str(body)?;
-                let data = version::read(ty, document["data"].take())?;
-                let first = EventType::first(ty.kind());
-                document["type"] = first.name().into();
-                document["data"] = version::render(&data, first).expect("its own kind");
-                serde_json::from_value(document)?
+        // A first version parses as it is; only a body that does not is looked at again,
+        // for a later version.
+        let envelope: EventEnvelope = match serde_json::from_str::<EventEnvelope>(body) {
+            Ok(envelope) => {
+                let first = EventType::first(envelope.kind());
+                if envelope.dataschema != first.data_schema() {
+                    return Err(EventParseError::DataSchema {
+                        dataschema: envelope.dataschema,
+                        event_type: first.name(),
+                    });
+                }
+                envelope
             }
-            _ => serde_json::from_str(body)?,
+            Err(err) => Self::from_later_version(body).ok_or(err)??,
         };
-        if let Some(ty) = ty {
-            if envelope.dataschema != ty.data_schema() {
-                return Err(EventParseError::DataSchema {
-                    dataschema: envelope.dataschema,
-                    event_type: ty.name(),
-                });
-            }
-        }
         if envelope.specversion != SPEC_VERSION {
             return Err(EventParseError::SpecVersion(envelope.specversion));
         }
@@ -178,6 +165,36 @@ impl EventEnvelope {
             });
         }
         Ok(envelope)
+    }
+
+    /// A body of a later version (`task.completed.v2`), its `data` read as the domain's
+    /// payload and its `dataschema` kept, so it is written again as it came; `None` when
+    /// its `type` is no later version this build knows.
+    fn from_later_version(body: &str) -> Option<Result<Self, EventParseError>> {
+        #[derive(Deserialize)]
+        struct Typed<'a> {
+            #[serde(rename = "type", borrow)]
+            event_type: std::borrow::Cow<'a, str>,
+        }
+        let typed: Typed = serde_json::from_str(body).ok()?;
+        let ty =
+            EventType::named(&typed.event_type).filter(|ty| *ty != EventType::first(ty.kind()))?;
+        let parse = || -> Result<Self, EventParseError> {
+            let mut document: serde_json::Value = serde_json::from_str(body)?;
+            let data = version::read(ty, document["data"].take())?;
+            let first = EventType::first(ty.kind());
+            document["type"] = first.name().into();
+            document["data"] = version::render(&data, first).expect("its own kind");
+            let envelope: EventEnvelope = serde_json::from_value(document)?;
+            if envelope.dataschema != ty.data_schema() {
+                return Err(EventParseError::DataSchema {
+                    dataschema: envelope.dataschema,
+                    event_type: ty.name(),
+                });
+            }
+            Ok(envelope)
+        };
+        Some(parse())
     }
 }
 
@@ -398,6 +415,30 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn when_the_dataschema_is_not_that_of_the_type_should_refuse_it_naming_both() {
+        // Given a completion as v1 and as v2, each with the other's dataschema
+        let (completed, _) = cases().remove(2);
+        let v2 = completed.as_type(EventType::TaskCompletedV2).unwrap();
+        let mut v1_named_v2: Value = serde_json::from_str(&completed.to_json()).unwrap();
+        v1_named_v2["dataschema"] = json!(EventType::TaskCompletedV2.data_schema());
+        let mut v2_named_v1: Value = serde_json::from_str(&v2.to_json()).unwrap();
+        v2_named_v1["dataschema"] = json!(EventType::TaskCompletedV1.data_schema());
+
+        // Then both are refused, and each as it is read, the v2 one read back as it came
+        for document in [v1_named_v2, v2_named_v1] {
+            match EventEnvelope::from_json(&document.to_string()) {
+                Err(EventParseError::DataSchema { event_type, .. }) => {
+                    assert_eq!(event_type, document["type"].as_str().unwrap())
+                }
+                other => panic!("{document}: {other:?}"),
+            }
+        }
+        let read = EventEnvelope::from_json(&v2.to_json()).unwrap();
+        assert_eq!(read.wire_type(), EventType::TaskCompletedV2);
+        assert_eq!(read.to_json(), v2.to_json());
     }
 
     #[test]
