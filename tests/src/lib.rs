@@ -158,6 +158,11 @@ impl TestEnv {
         self.resources[&format!("{consumer}Queue")]["url"].clone()
     }
 
+    /// The ARN of a consumer's queue, as provisioning named it.
+    pub fn queue_arn(&self, consumer: &str) -> String {
+        self.resources[&format!("{consumer}Queue")]["arn"].clone()
+    }
+
     pub fn dlq_url(&self, consumer: &str) -> String {
         self.resources[&format!("{consumer}DeadLetterQueue")]["url"].clone()
     }

@@ -30,22 +30,6 @@ async fn stats(deps: &task_api::Deps) -> Value {
     stats
 }
 
-async fn queue_arn(env: &TestEnv, url: &str) -> String {
-    env.sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes()
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .unwrap()
-}
-
 #[tokio::test]
 async fn when_a_new_dashboard_is_backfilled_should_count_what_the_first_one_counted() {
     // Given 50 lifecycles run with every consumer of the first environment live
@@ -102,7 +86,7 @@ async fn when_a_new_dashboard_is_backfilled_should_count_what_the_first_one_coun
     // When the archive is replayed to it from before the first event, as its subscription
     // filters, first as a dry run
     let sns = aws_sdk_sns::Client::new(&fresh.aws);
-    let filter = subscription_filter(&sns, &fresh.topic_arn, &queue_arn(&fresh, &queue).await)
+    let filter = subscription_filter(&sns, &fresh.topic_arn, &fresh.queue_arn("Dashboard"))
         .await
         .unwrap();
     assert!(

@@ -21,20 +21,7 @@ const BOTH: &str =
 /// Sets the filter policy of the subscription that delivers to `consumer`'s queue.
 async fn filter(env: &TestEnv, consumer: &str, policy: &str) {
     let sns = aws_sdk_sns::Client::new(&env.aws);
-    let queue_arn = env
-        .sqs
-        .get_queue_attributes()
-        .queue_url(env.queue_url(consumer))
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes()
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .unwrap();
+    let queue_arn = env.queue_arn(consumer);
     let subscriptions = sns
         .list_subscriptions_by_topic()
         .topic_arn(&env.topic_arn)
