@@ -52,11 +52,6 @@ impl EventKind {
         EventType::first(self).data_schema()
     }
 
-    /// The SNS message attributes of its first version.
-    pub fn message_attributes(self) -> [(&'static str, &'static str); 2] {
-        EventType::first(self).message_attributes()
-    }
-
     /// The kind of a CloudEvents type (`task.completed.v2`), if it is one of ours.
     pub fn of_cloud_event_type(event_type: &str) -> Option<EventKind> {
         EventType::named(event_type).map(EventType::kind)
