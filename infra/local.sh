@@ -426,9 +426,18 @@ for name, value in variables.items():
 # For up and test: whatever this run started is stopped when it ends, however it
 # ends; emulators that another run started are left alone.
 stop_on_exit() {
-  trap 'trap "" PIPE; stop_server; if [[ -n ${STARTED_HERE:-} ]]; then stop_emulators; fi' EXIT
+  trap 'trap "" PIPE; stop_build; stop_server; if [[ -n ${STARTED_HERE:-} ]]; then stop_emulators; fi' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
+}
+
+# A build `up` started in the background, stopped if `up` ends first.
+stop_build() {
+  if [[ -n ${BUILD_PID:-} ]]; then
+    kill "$BUILD_PID" 2>/dev/null || true
+    wait "$BUILD_PID" 2>/dev/null || true
+    BUILD_PID=
+  fi
 }
 
 # Where cargo puts what it builds (CARGO_TARGET_DIR, else target/).
@@ -532,9 +541,17 @@ cmd_up() {
     esac
     shift
   done
+  cd "$ROOT"
+  stop_on_exit
+  # The server compiles while the emulators install and start: the one waits on the
+  # processors, the other mostly on the network. Its output goes to a file, shown if it fails.
+  mkdir -p "$CACHE"
+  local build_log=$CACHE/up-build.log
+  log "building the dev server meanwhile (cargo's output: $build_log)"
+  cargo build -p dev-server >"$build_log" 2>&1 &
+  BUILD_PID=$!
   install_all
   export_emulator_env
-  stop_on_exit
   start_emulators
   local json
   json=$(provision local)
@@ -555,9 +572,14 @@ cmd_up() {
     : >"$METRICS_FILE"
   fi
   export LOG_FORMAT=${LOG_FORMAT:-text}
-  cd "$ROOT"
-  log "building the dev server"
-  cargo build -p dev-server
+  log "waiting for the dev server's build"
+  local built=0
+  wait "$BUILD_PID" || built=$?
+  BUILD_PID=
+  if ((built != 0)); then
+    cat "$build_log" >&2
+    die "the dev server did not build (cargo's output is above)"
+  fi
   local binary
   binary=$(target_dir)/debug/dev-server
   log "starting the dev server on http://127.0.0.1:$PORT"
@@ -645,13 +667,22 @@ cmd_test() {
   if [[ " ${cargo_args[*]} " != *" -p"* && " ${cargo_args[*]} " != *" --package"* ]]; then
     cargo_args=(--workspace "${cargo_args[@]}")
   fi
-  install_all
-  install_browser_tools
-  install_sam_cli
   cd "$ROOT"
-  # Compile first: the machine may have few cores, and the emulators need not
-  # idle while rustc runs.
-  cargo test --no-run "${cargo_args[@]}"
+  # The installs (mostly waiting on the network) go on while the tests compile (on the
+  # processors); their output is shown once both are done. The emulators start after the
+  # compile, so that they need not idle while rustc runs.
+  stop_on_exit
+  mkdir -p "$CACHE"
+  local installs_log=$CACHE/test-installs.log
+  (install_all && install_browser_tools && install_sam_cli) >"$installs_log" 2>&1 &
+  BUILD_PID=$!
+  local compiled=0 installed=0
+  cargo test --no-run "${cargo_args[@]}" || compiled=$?
+  wait "$BUILD_PID" || installed=$?
+  BUILD_PID=
+  cat "$installs_log" >&2
+  ((installed == 0)) || die "the installs failed (their output is above)"
+  ((compiled == 0)) || exit "$compiled"
   export_emulator_env
   # For the browser test: puppeteer-core, the browser, where screenshots go.
   export BROWSER_TOOLS_DIR TEST_ARTIFACTS_DIR=$RUN_DIR/artifacts
