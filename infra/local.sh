@@ -132,7 +132,9 @@ install_localstack() {
   rm -rf "$VENV"
   mkdir -p "$LOCALSTACK_DIR"
   python3 -m venv "$VENV"
-  local pip=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input)
+  # --no-compile: Python compiles what LocalStack imports when it first starts, not every
+  # module of every package while the first `up` compiles the server beside it.
+  local pip=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input --no-compile)
   local constraints=()
   [[ -f $LOCALSTACK_CONSTRAINTS ]] && constraints=(-c "$LOCALSTACK_CONSTRAINTS")
   "${pip[@]}" -r "$LOCALSTACK_REQUIREMENTS" "${constraints[@]}"

@@ -29,6 +29,17 @@ pub fn write_to(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Who else reads the values as they are measured, when a local run says.
+type Observer = Box<dyn Fn(&Measure<'_>) + Send + Sync>;
+static OBSERVER: OnceLock<Observer> = OnceLock::new();
+
+/// Shows `observer` every value this process measures, before its line is written: the
+/// local server keeps its own account of what CloudWatch would measure in AWS (the
+/// consumers' event ages). Lambda's functions never call it. A second call keeps the first.
+pub fn observe(observer: impl Fn(&Measure<'_>) + Send + Sync + 'static) {
+    let _ = OBSERVER.set(Box::new(observer));
+}
+
 /// Names the stack (`STACK_NAME`) once per process, so that two stacks in one account
 /// keep their metrics apart.
 pub fn init(stack: Option<String>) {
@@ -166,6 +177,9 @@ impl Measure<'_> {
 
     /// Writes the value as an EMF line.
     pub fn emit(self) {
+        if let Some(observer) = OBSERVER.get() {
+            observer(&self);
+        }
         self.metric().emit();
     }
 }

@@ -13,6 +13,7 @@ use dashboard::DashboardSettings;
 use dev_server::event_source::EventSourceMapping;
 use event_archive::ArchiveSettings;
 use ml_classifier::ClassifierSettings;
+use operations::LocalMeasures;
 use outbox_sweeper::{Sweeper, SweeperConfig, SweeperSettings};
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,7 +24,7 @@ use shared::events::EventEnvelope;
 use shared::retry::Backoff;
 use shared::service::TaskService;
 use shared::settings::{Settings, Variables};
-use task_api::{ApiSettings, Deps};
+use task_api::{ApiSettings, Deps, OpsDeps, OpsSettings};
 use tower::ServiceExt;
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +44,8 @@ pub struct TestEnv {
     variables: HashMap<String, String>,
     pub sqs: aws_sdk_sqs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// What this test's pollers saw, for the operations view (CloudWatch's part in AWS).
+    pub measures: Arc<LocalMeasures>,
 }
 
 fn repo_root() -> PathBuf {
@@ -146,6 +149,7 @@ impl TestEnv {
             aws,
             resources,
             variables: provisioned.env,
+            measures: Arc::new(LocalMeasures::new(Duration::from_secs(200))),
         }
     }
 
@@ -218,6 +222,12 @@ impl TestEnv {
     /// The task API's dependencies over this test's resources.
     pub fn deps(&self) -> Deps {
         self.api_settings().build(&self.aws)
+    }
+
+    /// The operations routes' dependencies over this test's resources.
+    pub fn ops_deps(&self) -> OpsDeps {
+        self.settings::<OpsSettings>()
+            .build(&self.aws, self.measures.clone())
     }
 
     /// The same, publishing through `publisher` instead.
@@ -398,7 +408,8 @@ impl TestEnv {
         for (queue, consumer) in consumers {
             let mapping = EventSourceMapping::new(&self.aws, &self.queue_url(queue), 10, consumer)
                 .await
-                .expect("event source mapping");
+                .expect("event source mapping")
+                .measured(self.measures.clone());
             pollers.push(tokio::spawn(mapping.run()));
         }
         RunningConsumers { pollers }

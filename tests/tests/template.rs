@@ -14,7 +14,7 @@ use outbox_sweeper::SweeperSettings;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::settings::{Settings, Variables};
-use task_api::ApiSettings;
+use task_api::{ApiSettings, OpsSettings};
 use tests::{
     repository, template_functions, template_functions_with, template_json, transformed_template,
 };
@@ -105,6 +105,7 @@ fn when_the_template_is_read_should_match_the_function_crates_and_set_every_vari
             "dashboard" => configure::<DashboardSettings>(&function.env),
             "cicd-monitor" => configure::<CicdSettings>(&function.env),
             "event-archive" => configure::<ArchiveSettings>(&function.env),
+            "ops-api" => configure::<OpsSettings>(&function.env),
             other => panic!("no settings known for the function crate {other}; add them here"),
         };
         assert!(problems.is_empty(), "{logical_id}: {problems:?}");
@@ -509,6 +510,7 @@ fn when_the_template_is_read_should_alarm_on_errors_throttles_and_stuck_publishi
     // And the errors and throttles of the task API and of every consumer
     for function in [
         "TaskApiFunction",
+        "OpsApiFunction",
         "MlClassifierFunction",
         "DashboardFunction",
         "CicdMonitorFunction",
@@ -536,6 +538,30 @@ fn when_the_template_is_read_should_alarm_on_errors_throttles_and_stuck_publishi
     let periods = publish["EvaluationPeriods"].as_u64().unwrap_or(1);
     let datapoints = publish["DatapointsToAlarm"].as_u64().unwrap_or(periods);
     assert!(datapoints >= 2 && periods >= datapoints, "{publish}");
+
+    // And each consumer's latency objective burning fast, as the stack declares it
+    for (stem, consumer) in [
+        ("MlClassifier", "ml-classifier"),
+        ("Dashboard", "dashboard"),
+        ("CicdMonitor", "cicd-monitor"),
+        ("EventArchive", "event-archive"),
+    ] {
+        let burn = &template["Resources"][format!("{stem}LatencyBurnAlarm")]["Properties"];
+        let metrics = burn["Metrics"].as_array().expect("metric math");
+        let stat = &metrics[0]["MetricStat"];
+        assert_eq!(stat["Metric"]["MetricName"], "EventAge", "{stem}");
+        assert_eq!(stat["Metric"]["Dimensions"][1]["Value"], consumer, "{stem}");
+        assert_eq!(
+            stat["Stat"],
+            json!({ "Fn::Sub": format!("PR(:${{{stem}LatencyObjectiveSecs}}000)") }),
+            "{stem}"
+        );
+        assert_eq!(
+            metrics[1]["Expression"],
+            json!({ "Fn::Sub": "(100 - intime) / (100 - ${LatencyObjectivePercent})" })
+        );
+        assert_eq!(burn["Threshold"], json!(operations::objectives::FAST_BURN));
+    }
 
     // And stale outboxes, where a sweeper that reports nothing counts as stuck
     let stale = &template["Resources"]["OutboxStaleAlarm"]["Properties"];
@@ -630,7 +656,7 @@ fn when_the_template_is_transformed_should_attach_no_managed_policy_but_xray_wri
 
     // Then every function has a role of the template's
     let function_roles = function_roles(&template);
-    assert_eq!(function_roles.len(), 6, "{function_roles:?}");
+    assert_eq!(function_roles.len(), 7, "{function_roles:?}");
     for role in function_roles.values() {
         assert!(roles.contains_key(role.as_str()), "{role} is not a role");
     }
@@ -739,8 +765,14 @@ fn when_the_template_is_transformed_should_let_each_function_use_only_its_own_qu
 
     for (function, role) in &function_roles {
         // Then its SQS actions name its own queue and dead-letter queue, and nothing else
+        // (but the operations function's, which reads them all: its own test holds it)
         let own = queues.get(function).cloned().unwrap_or_default();
         let sqs = grants(&statements, role, "sqs");
+        let sqs = if function == OPERATIONS {
+            Vec::new()
+        } else {
+            sqs
+        };
         assert_eq!(sqs.is_empty(), own.is_empty(), "{function}: {sqs:?}");
         for statement in sqs {
             for name in named_resources(statement) {
@@ -766,6 +798,106 @@ fn when_the_template_is_transformed_should_let_each_function_use_only_its_own_qu
             );
         }
     }
+}
+
+/// The operations function, whose role alone reaches every consumer's queues.
+const OPERATIONS: &str = "OpsApiFunction";
+
+#[test]
+fn when_the_template_is_transformed_should_hold_the_operations_function_to_counting_and_moving_dead_letters(
+) {
+    // Given the operations function's grants after the SAM transform
+    let template = transformed_template();
+    let statements = role_statements(&template);
+    let role = &function_roles(&template)[OPERATIONS];
+    let own: Vec<&Value> = statements
+        .iter()
+        .filter(|(id, statement)| id == role && statement["Effect"] == "Allow")
+        .map(|(_, statement)| statement)
+        .collect();
+    let consumers = ["MlClassifier", "Dashboard", "CicdMonitor", "EventArchive"];
+    let named = |suffix: &str| -> BTreeSet<String> {
+        consumers.iter().map(|c| format!("{c}{suffix}")).collect()
+    };
+
+    // Then every action it may take is one of these, on these resources only: the
+    // consumers' queues counted and sent to, their dead-letter queues counted, read and
+    // emptied, the outbox index queried, CloudWatch's metrics read, its own logs written
+    let mut seen = BTreeSet::new();
+    for statement in &own {
+        let resources: BTreeSet<String> = named_resources_or_wildcard(statement);
+        for action in actions(statement) {
+            let allowed: BTreeSet<String> = match action.as_str() {
+                "sqs:getqueueattributes" => named("Queue")
+                    .union(&named("DeadLetterQueue"))
+                    .cloned()
+                    .collect(),
+                "sqs:sendmessage" => named("Queue"),
+                "sqs:receivemessage" | "sqs:deletemessage" | "sqs:changemessagevisibility" => {
+                    named("DeadLetterQueue")
+                }
+                "dynamodb:query" => ["TasksTable".to_owned()].into(),
+                "cloudwatch:getmetricdata" => ["*".to_owned()].into(),
+                "logs:createlogstream" | "logs:putlogevents" => {
+                    ["OpsApiLogGroup".to_owned()].into()
+                }
+                other => panic!("the operations function may {other}: {statement}"),
+            };
+            assert!(
+                resources.is_subset(&allowed),
+                "{action} on {resources:?}, beyond {allowed:?}: {statement}"
+            );
+            seen.insert(action);
+        }
+        // The table only through its outbox index, never its items
+        if actions(statement).contains(&"dynamodb:query".to_owned()) {
+            assert_eq!(
+                statement["Resource"],
+                json!({ "Fn::Sub": "${TasksTable.Arn}/index/outbox_pending" })
+            );
+        }
+    }
+    // And it may do each (a redrive needs them all)
+    for action in [
+        "sqs:getqueueattributes",
+        "sqs:sendmessage",
+        "sqs:receivemessage",
+        "sqs:deletemessage",
+        "dynamodb:query",
+        "cloudwatch:getmetricdata",
+    ] {
+        assert!(
+            seen.contains(action),
+            "the operations function cannot {action}"
+        );
+    }
+
+    // And its routes need the operator scope at the gateway
+    let events = &template_json()["Resources"][OPERATIONS]["Properties"]["Events"];
+    let routes = events.as_object().expect("routes");
+    assert_eq!(routes.len(), 4, "{routes:?}");
+    for (name, route) in routes {
+        assert!(
+            route["Properties"]["Path"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("/ops/"),
+            "{name}"
+        );
+        assert_eq!(
+            route["Properties"]["Auth"],
+            json!({ "Authorizer": "JwtAuthorizer", "AuthorizationScopes": [reference("OperatorScope")] }),
+            "{name}"
+        );
+    }
+}
+
+/// A statement's resources by logical id, `*` as itself.
+fn named_resources_or_wildcard(statement: &Value) -> BTreeSet<String> {
+    if items(&statement["Resource"]).into_iter().any(|r| r == "*") {
+        return ["*".to_owned()].into();
+    }
+    named_resources(statement).into_iter().collect()
 }
 
 #[test]

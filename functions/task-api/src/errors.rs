@@ -104,6 +104,15 @@ impl ApiError {
         )
     }
 
+    /// A service behind the API failed (the queues, say); the cause is logged, not told.
+    pub fn upstream() -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            "a service behind the API failed; try again later",
+        )
+    }
+
     pub fn unsupported_media_type() -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

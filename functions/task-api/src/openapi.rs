@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::deps::Deps;
+use crate::ops;
 use crate::routes::routes;
 
 #[derive(OpenApi)]
@@ -28,6 +29,7 @@ creator: to anyone else it does not exist (404).",
     tags(
         (name = "tasks", description = "The task lifecycle"),
         (name = "dashboard", description = "Statistics of all tasks"),
+        (name = "operations", description = "Consumers' queues, dead letters and latency objectives, and the outbox: for operators"),
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -51,9 +53,12 @@ Locally the `X-User-Id` header (and `X-User-Scopes`) stands in for it."
     }
 }
 
-/// The routes in the document's description.
+/// The routes in the document's description, and the operations routes' documents
+/// merged in: one API, though another function serves `/ops/…` in AWS.
 pub(crate) fn documented_routes() -> OpenApiRouter<Deps> {
-    routes(ApiDoc::openapi())
+    let mut document = ApiDoc::openapi();
+    document.merge(ops::routes(Document::default()).split_for_parts().1);
+    routes(document)
 }
 
 /// The OpenAPI document of the routes.

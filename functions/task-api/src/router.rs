@@ -12,6 +12,7 @@ use crate::errors::ApiError;
 use crate::idempotency::idempotent;
 use crate::middleware::{trace_request, PathPrefix};
 use crate::openapi::{documented_routes, served};
+use crate::ops::{self, OpsDeps};
 use crate::page;
 use crate::requests::MAX_BODY_BYTES;
 use crate::response_headers::response_headers;
@@ -20,6 +21,21 @@ use crate::response_headers::response_headers;
 /// request's span. Identity comes from a layer of the host: [`crate::identity::authorizer`]
 /// in Lambda, [`crate::identity::local_headers`] locally.
 pub fn router(deps: Deps) -> Router {
+    with_fallbacks(task_routes(deps))
+}
+
+/// The task API and the operations routes in one router, as the local server serves them.
+pub fn router_with_ops(deps: Deps, ops: OpsDeps) -> Router {
+    with_fallbacks(task_routes(deps).merge(ops::router(ops)))
+}
+
+/// The operations routes alone, as their own function serves them in AWS.
+pub fn ops_router(ops: OpsDeps) -> Router {
+    with_fallbacks(ops::router(ops))
+}
+
+/// The task routes, their document (with the operations routes', one API's) and the page.
+fn task_routes(deps: Deps) -> Router {
     let (routes, document) = documented_routes().split_for_parts();
     routes
         .route("/openapi.json", served(document))
@@ -29,13 +45,17 @@ pub fn router(deps: Deps) -> Router {
         ))
         // The dashboard page's files need no identity (its data requests do).
         .merge(page::router(deps.page_identity))
+        .with_state(deps)
+}
+
+fn with_fallbacks(routes: Router) -> Router {
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // Outside the routes and their fallbacks, so every answer has them, 404 and 413 too.
         .layer(middleware::from_fn(response_headers))
         .layer(middleware::from_fn(trace_request))
-        .with_state(deps)
 }
 
 /// The router under a named API stage's path (`/dev/tasks`), as API Gateway passes HTTP

@@ -52,6 +52,10 @@ fn the_document_should_describe_every_operation_with_its_errors_and_security() {
         ("/tasks/{id}/events", "get"),
         ("/dashboard/stats", "get"),
         ("/dashboard/tasks/{id}/events", "get"),
+        ("/ops/overview", "get"),
+        ("/ops/dead-letters", "get"),
+        ("/ops/dead-letters/redrive", "post"),
+        ("/ops/dead-letters/discard", "post"),
     ];
     let paths = document["paths"].as_object().unwrap();
     let described: usize = paths
@@ -67,6 +71,25 @@ fn the_document_should_describe_every_operation_with_its_errors_and_security() {
             responses.contains_key("401"),
             "{method} {path} names no 401"
         );
+        // The operations routes answer for the queues behind them (502) and need the
+        // operator scope; a redrive is not keyed (a second one moves nothing twice).
+        if path.starts_with("/ops/") {
+            for status in ["403", "502"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} names no {status}"
+                );
+            }
+            if method == "post" {
+                for status in ["400", "413", "415"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} names no {status}"
+                    );
+                }
+            }
+            continue;
+        }
         assert!(
             responses.contains_key("500"),
             "{method} {path} names no 500"

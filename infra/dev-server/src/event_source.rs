@@ -3,6 +3,7 @@
 //! their visibility timeout, so redrive to the dead-letter queue happens for real.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::encodings::Base64Data;
@@ -13,6 +14,7 @@ use aws_sdk_sqs::types::{
     QueueAttributeName,
 };
 use aws_sdk_sqs::Client;
+use operations::LocalMeasures;
 use shared::adapters::clients;
 use shared::adapters::clients::SdkConfig;
 use shared::consumer::Consumer;
@@ -48,6 +50,8 @@ pub struct EventSourceMapping {
     queue_arn: String,
     batch_size: i32,
     consumer: Consumer,
+    /// Told of each message received and deleted, for the operations view's oldest age.
+    measures: Option<Arc<LocalMeasures>>,
 }
 
 impl EventSourceMapping {
@@ -82,7 +86,16 @@ impl EventSourceMapping {
             queue_arn,
             batch_size: batch_size.clamp(1, 10),
             consumer,
+            measures: None,
         })
+    }
+
+    /// Tells `measures` which messages wait in the queue: received and not yet deleted.
+    pub fn measured(self, measures: Arc<LocalMeasures>) -> Self {
+        EventSourceMapping {
+            measures: Some(measures),
+            ..self
+        }
     }
 
     /// Receives one batch (waiting up to `wait`, at most `POLL_WAIT`, for it) and processes it.
@@ -101,6 +114,18 @@ impl EventSourceMapping {
         let messages = output.messages.unwrap_or_default();
         if messages.is_empty() {
             return Ok(PollReport::default());
+        }
+        if let Some(measures) = &self.measures {
+            for message in &messages {
+                let sent_at = message
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+                    .and_then(|millis| millis.parse().ok())
+                    .and_then(chrono::DateTime::from_timestamp_millis);
+                if let (Some(id), Some(sent_at)) = (message.message_id(), sent_at) {
+                    measures.received(&self.queue_url, id, sent_at);
+                }
+            }
         }
         let records: Vec<SqsMessage> = messages
             .iter()
@@ -165,6 +190,14 @@ impl EventSourceMapping {
                 .await
                 .map_err(|err| DisplayErrorContext(err).to_string())?;
             deleted = output.successful().len();
+            if let Some(measures) = &self.measures {
+                for entry in output.successful() {
+                    let index: Option<usize> = entry.id().parse().ok();
+                    if let Some(id) = index.and_then(|i| messages.get(i)?.message_id()) {
+                        measures.deleted(&self.queue_url, id);
+                    }
+                }
+            }
             for failure in output.failed() {
                 error!(queue = %self.queue_url, entry = failure.id(), code = failure.code(), "deleting a processed message failed");
             }

@@ -13,17 +13,19 @@ use std::error::Error;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dev_server::event_source::EventSourceMapping;
 use dev_server::{failures, functions, http};
+use operations::LocalMeasures;
 use outbox_sweeper::SweeperSettings;
 use serde::Deserialize;
 use shared::adapters::clients;
 use shared::metrics;
 use shared::settings::{ConfigError, Settings, Variables};
 use shared::telemetry::{self, LogFormat};
-use task_api::ApiSettings;
+use task_api::{ApiSettings, OpsSettings};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tracing::{error, info};
@@ -31,6 +33,9 @@ use tracing::{error, info};
 const EVENT_SOURCES: &str = "EVENT_SOURCES";
 const LOG_FORMAT: &str = "LOG_FORMAT";
 const METRICS_FILE: &str = "METRICS_FILE";
+/// A message the pollers received and neither deleted nor saw again for this long (the
+/// queues' visibility timeout is 180 s) was moved to its dead-letter queue.
+const FORGET_UNSEEN: Duration = Duration::from_secs(200);
 
 /// One consumer's queue, from the template's SQS event of the function at `code_uri`.
 #[derive(Debug, Deserialize)]
@@ -77,8 +82,21 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let api = ApiSettings::from_variables(&variables)?;
     let sweeper = SweeperSettings::from_variables(&variables)?;
     let failure_share = failures::share(&variables)?;
+    let ops = OpsSettings::from_variables(&variables)?;
 
     let aws = clients::load_config().await?;
+    // What CloudWatch measures in AWS, this process measures itself: the consumers'
+    // event ages, and the messages its pollers hold.
+    let measures = Arc::new(LocalMeasures::new(FORGET_UNSEEN));
+    {
+        let measures = measures.clone();
+        metrics::observe(move |measure| {
+            if let metrics::Measure::EventAge(consumer, age) = measure {
+                measures.applied(consumer, *age);
+            }
+        });
+    }
+    let ops = ops.build(&clients::for_function(&aws, "ops-api"), measures.clone());
     // Each function's DynamoDB calls are recorded under its own name (its crate's).
     let deps = api.build(&clients::for_function(&aws, "task-api"));
     let sweeper = sweeper.build(&clients::for_function(&aws, "outbox-sweeper"));
@@ -93,8 +111,9 @@ async fn run() -> Result<(), Box<dyn Error>> {
             .await?,
             failure_share,
         );
-        let mapping =
-            EventSourceMapping::new(&aws, &source.queue_url, source.batch_size, consumer).await?;
+        let mapping = EventSourceMapping::new(&aws, &source.queue_url, source.batch_size, consumer)
+            .await?
+            .measured(measures.clone());
         background.spawn(mapping.run());
     }
 
@@ -113,7 +132,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
             }
         }
     });
-    let served = axum::serve(listener, http::router(deps))
+    let served = axum::serve(listener, http::router_with_ops(deps, ops))
         .with_graceful_shutdown(async {
             match tokio::signal::ctrl_c().await {
                 Ok(()) => info!("stopping"),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::OpsError;
 
 /// A consumer of the events topic, each with a queue and a dead-letter queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Consumer {
     MlClassifier,

@@ -81,7 +81,7 @@ pub struct Scan {
 }
 
 /// What a listing found.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Listing {
     /// Dead letters read from the queue.
     pub scanned: usize,
@@ -102,7 +102,7 @@ pub struct Redrive {
 }
 
 /// What a redrive did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RedriveOutcome {
     pub scanned: usize,
     pub truncated: bool,

@@ -12,12 +12,18 @@ pub mod consumers;
 pub mod dead_letters;
 pub mod filter;
 pub mod letter;
+pub mod measures;
+pub mod objectives;
+pub mod overview;
 pub mod stats;
 
 pub use consumers::{Consumer, Queues};
 pub use dead_letters::{Discarded, Redrive, RedriveOutcome, Scan};
 pub use filter::{parse_age, Filter, TypeFilter};
 pub use letter::DeadLetter;
+pub use measures::{LocalMeasures, Measures};
+pub use objectives::{Attainment, Objective};
+pub use overview::{overview, Overview, Sources};
 pub use stats::{OutboxStats, QueueStats};
 
 /// The reason of a dead letter that SQS moved after its receives.

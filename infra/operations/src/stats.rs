@@ -17,7 +17,7 @@ const PARKED: &str = "PARKED";
 const SHARD_QUERIES: usize = 8;
 
 /// A queue's approximate counts, as SQS reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueStats {
     /// Waiting to be received (`ApproximateNumberOfMessages`).
     pub visible: u64,
@@ -59,7 +59,7 @@ pub async fn queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<QueueStats, O
 
 /// The outbox: tasks with unpublished events, those the sweeper parked, and the oldest
 /// pending event's time.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OutboxStats {
     pub pending: u64,
     pub parked: u64,

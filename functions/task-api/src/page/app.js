@@ -1,4 +1,5 @@
-// The dashboard page: reads GET dashboard/stats every few seconds and draws it.
+// The dashboard page: reads GET dashboard/stats and ops/overview every few seconds and
+// draws them; offers a redrive of dead letters, counted first and confirmed.
 // Every value reaches the page through textContent or an SVG attribute, never as markup.
 'use strict';
 
@@ -211,7 +212,7 @@
     for (const id of ['tasks-total', 'success-rate', 'tokens-total', 'cost-total', 'duration-average', 'duration-p95']) {
       setFigure(id, null, '–');
     }
-    for (const id of ['finished', 'duration-count', 'chart-status', 'chart-type', 'chart-complexity', 'chart-events', 'events-legend']) {
+    for (const id of ['finished', 'duration-count', 'chart-status', 'chart-type', 'chart-complexity', 'chart-events', 'events-legend', 'ops-rows']) {
       $(id).replaceChildren();
     }
     lastRefreshed = null;
@@ -294,6 +295,7 @@
       $('identity').open = false;
       signingIn = false;
     }
+    await refreshOps(headers);
     lastRefreshed = new Date();
     setStatus('ok', `Last refreshed at ${clock(lastRefreshed)}; refreshes every ${REFRESH_MS / 1000} s.`);
     $('status').setAttribute('data-refreshed', lastRefreshed.toISOString());
@@ -392,6 +394,131 @@
       : `${events.length} event${events.length === 1 ? '' : 's'}, oldest first.`;
   }
 
+  // The operations view: each consumer's queue, dead letters and objective, the outbox.
+  const CONSUMERS = ['ml-classifier', 'dashboard', 'cicd-monitor', 'event-archive'];
+
+  function ageText(secs) {
+    if (secs === null || secs === undefined) return '–';
+    return duration(secs * 1000);
+  }
+
+  function cell(row, field, value, content) {
+    const td = document.createElement('td');
+    td.setAttribute('data-field', field);
+    if (value !== null && value !== undefined) td.setAttribute('data-value', String(value));
+    td.textContent = content;
+    row.appendChild(td);
+  }
+
+  function renderOps(view) {
+    const rows = $('ops-rows');
+    rows.replaceChildren();
+    const byName = Object.fromEntries((view.consumers || []).map((c) => [c.consumer, c]));
+    for (const name of CONSUMERS) {
+      const c = byName[name];
+      if (!c) continue;
+      const row = document.createElement('tr');
+      row.setAttribute('data-consumer', name);
+      const th = document.createElement('th');
+      th.scope = 'row';
+      th.textContent = name;
+      row.appendChild(th);
+      cell(row, 'visible', c.queue.visible, integer.format(c.queue.visible));
+      cell(row, 'in_flight', c.queue.in_flight, integer.format(c.queue.in_flight));
+      cell(row, 'oldest', c.oldest_message_age_secs, ageText(c.oldest_message_age_secs));
+      const dead = c.dead_letters.visible + c.dead_letters.in_flight + c.dead_letters.delayed;
+      cell(row, 'dead_letters', dead, integer.format(dead));
+      const o = c.objective;
+      cell(row, 'objective', o.target_percent, `${o.target_percent} % within ${o.within_secs} s`);
+      const attained = o.attained_percent === null || o.attained_percent === undefined
+        ? 'no events'
+        : `${o.attained_percent.toFixed(2)} % of ${integer.format(o.events)}${o.burn_rate > 1 ? ` (burning ${o.burn_rate.toFixed(1)}×)` : ''}`;
+      cell(row, 'attained', o.attained_percent, attained);
+      if (dead > 0) row.className = 'has-dead-letters';
+      rows.appendChild(row);
+    }
+    const outbox = view.outbox || {};
+    const outboxText = $('ops-outbox');
+    outboxText.textContent = `Outbox: ${integer.format(outbox.pending || 0)} pending`
+      + `${outbox.oldest_pending_age_secs !== null && outbox.oldest_pending_age_secs !== undefined ? ` (oldest ${ageText(outbox.oldest_pending_age_secs)})` : ''}`
+      + `, ${integer.format(outbox.parked || 0)} parked.`;
+    outboxText.setAttribute('data-pending', String(outbox.pending || 0));
+    outboxText.setAttribute('data-parked', String(outbox.parked || 0));
+  }
+
+  async function refreshOps(headers) {
+    const status = $('ops-status');
+    let response;
+    try {
+      response = await fetch('ops/overview', { headers, cache: 'no-store', credentials: 'omit' });
+    } catch (err) {
+      status.textContent = 'The operations view cannot be reached.';
+      return;
+    }
+    if (response.status === 403) {
+      $('ops-rows').replaceChildren();
+      status.textContent = 'The operations view needs the operator scope (403).';
+      return;
+    }
+    if (!response.ok) {
+      status.textContent = `The operations view answered ${response.status}.`;
+      return;
+    }
+    try {
+      renderOps(await response.json());
+    } catch (err) {
+      status.textContent = 'The operations view answered with something that is not a view.';
+      return;
+    }
+    status.textContent = `Queues as SQS counts them; objectives over the last hour. Refreshed at ${clock(new Date())}.`;
+  }
+
+  // A redrive counts first (a dry run), then moves what it counted once confirmed.
+  let counted = null;
+
+  function redriveRequest(dryRun) {
+    const filter = {};
+    const type = $('redrive-type').value.trim();
+    const reason = $('redrive-reason').value.trim();
+    if (type) filter.type = type;
+    if (reason) filter.reason = reason;
+    return { consumer: $('redrive-consumer').value, filter, dry_run: dryRun };
+  }
+
+  async function redrive(dryRun) {
+    const status = $('redrive-status');
+    const headers = credentials();
+    if (!headers) {
+      status.textContent = 'Sign in first: a redrive needs the operator scope.';
+      return null;
+    }
+    const request = redriveRequest(dryRun);
+    let response;
+    try {
+      response = await fetch('ops/dead-letters/redrive', {
+        method: 'POST',
+        headers: { ...headers, 'Content-Type': 'application/json' },
+        body: JSON.stringify(request),
+        cache: 'no-store',
+        credentials: 'omit',
+      });
+    } catch (err) {
+      status.textContent = 'The API cannot be reached.';
+      return null;
+    }
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      status.textContent = `Refused (${response.status}): ${body.message || 'no reason given'}.`;
+      return null;
+    }
+    return { request, outcome: body };
+  }
+
+  function forgetCount() {
+    counted = null;
+    $('redrive-confirm').hidden = true;
+  }
+
   async function tick() {
     clearTimeout(timer);
     try {
@@ -419,6 +546,39 @@
     $('timeline-form').addEventListener('submit', (event) => {
       event.preventDefault();
       showTimeline($('timeline-task').value.trim());
+    });
+    $('redrive-form').addEventListener('submit', async (event) => {
+      event.preventDefault();
+      forgetCount();
+      const result = await redrive(true);
+      if (!result) return;
+      const n = result.outcome.matched;
+      const status = $('redrive-status');
+      status.setAttribute('data-matched', String(n));
+      status.textContent = `${integer.format(n)} of ${integer.format(result.outcome.scanned)} dead letters of ${result.request.consumer} match${result.outcome.truncated ? ' (more may be left)' : ''}.`;
+      if (n > 0) {
+        counted = result.request;
+        const confirm = $('redrive-confirm');
+        confirm.textContent = `Redrive ${integer.format(n)} to ${result.request.consumer}'s queue`;
+        confirm.hidden = false;
+      }
+    });
+    for (const id of ['redrive-consumer', 'redrive-type', 'redrive-reason']) {
+      $(id).addEventListener('input', forgetCount);
+    }
+    $('redrive-confirm').addEventListener('click', async () => {
+      if (!counted) return;
+      const what = JSON.stringify(counted.filter);
+      if (!window.confirm(`Send the dead letters of ${counted.consumer} matching ${what} back to its queue?`)) return;
+      forgetCount();
+      const result = await redrive(false);
+      if (!result) return;
+      const status = $('redrive-status');
+      status.setAttribute('data-moved', String(result.outcome.moved));
+      status.textContent = `Moved ${integer.format(result.outcome.moved)} to ${result.request.consumer}'s queue`
+        + `${result.outcome.failed ? `; ${integer.format(result.outcome.failed)} could not be moved and stay` : ''}.`;
+      const headers = credentials();
+      if (headers) await refreshOps(headers);
     });
     $('sign-out').addEventListener('click', () => {
       for (const key of Object.values(KEYS)) sessionStorage.removeItem(key);
