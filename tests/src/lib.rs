@@ -505,6 +505,36 @@ pub async fn call_with(
     body: &str,
     headers: &[(&str, &str)],
 ) -> (u16, Value) {
+    answer(
+        dev_server::http::router(deps.clone()),
+        request(user, method, path, body, headers),
+    )
+    .await
+}
+
+/// Sends one request through the operations routes as an operator, `ops-person`, as the
+/// local server runs them.
+pub async fn operator_call(ops: &OpsDeps, method: Method, path: &str, body: &str) -> (u16, Value) {
+    let scopes = [(
+        task_api::identity::SCOPES_HEADER,
+        task_api::DEFAULT_OPERATOR_SCOPE,
+    )];
+    let router = task_api::ops_router(ops.clone())
+        .layer(axum::middleware::from_fn(task_api::identity::local_headers));
+    answer(
+        router,
+        request(Some("ops-person"), method, path, body, &scopes),
+    )
+    .await
+}
+
+fn request(
+    user: Option<&str>,
+    method: Method,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> axum::extract::Request {
     let mut builder = axum::http::Request::builder().method(method).uri(path);
     if !body.is_empty() {
         builder = builder.header("content-type", "application/json");
@@ -515,10 +545,13 @@ pub async fn call_with(
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    let request = builder
+    builder
         .body(axum::body::Body::from(body.to_owned()))
-        .expect("request builds");
-    let response = dev_server::http::router(deps.clone())
+        .expect("request builds")
+}
+
+async fn answer(router: axum::Router, request: axum::extract::Request) -> (u16, Value) {
+    let response = router
         .oneshot(request)
         .await
         .expect("the router always answers");

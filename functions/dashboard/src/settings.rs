@@ -39,7 +39,7 @@ impl Settings for DashboardSettings {
     fn variables() -> Vec<&'static str> {
         [
             &[DASHBOARD_TABLE, DASHBOARD_SHARDS][..],
-            &ToolkitSettings::VARIABLES,
+            &ToolkitSettings::EXACTLY_ONCE_VARIABLES,
         ]
         .concat()
     }
@@ -48,7 +48,7 @@ impl Settings for DashboardSettings {
         Ok(DashboardSettings {
             table: variables.required(DASHBOARD_TABLE)?,
             shards: counter_shards(variables)?,
-            toolkit: ToolkitSettings::from_variables(variables)?,
+            toolkit: ToolkitSettings::exactly_once_from_variables(variables)?,
         })
     }
 }

@@ -24,7 +24,7 @@ impl Settings for ClassifierSettings {
     fn variables() -> Vec<&'static str> {
         [
             &[TASKS_TABLE, TRAINING_EXAMPLES_TABLE][..],
-            &ToolkitSettings::VARIABLES,
+            &ToolkitSettings::EXACTLY_ONCE_VARIABLES,
         ]
         .concat()
     }
@@ -33,7 +33,7 @@ impl Settings for ClassifierSettings {
         Ok(ClassifierSettings {
             tasks_table: variables.required(TASKS_TABLE)?,
             training_examples_table: variables.required(TRAINING_EXAMPLES_TABLE)?,
-            toolkit: ToolkitSettings::from_variables(variables)?,
+            toolkit: ToolkitSettings::exactly_once_from_variables(variables)?,
         })
     }
 }

@@ -221,8 +221,7 @@ fn ops_error(err: OpsError) -> ApiError {
     }
 }
 
-fn queues_of(ops: &OpsDeps, consumer: &str) -> Result<Queues, ApiError> {
-    let consumer = Consumer::named(consumer).map_err(ops_error)?;
+fn queues_of(ops: &OpsDeps, consumer: Consumer) -> Result<Queues, ApiError> {
     ops.queues
         .iter()
         .find(|q| q.consumer == consumer)
@@ -287,12 +286,18 @@ pub struct DeadLetterFilter {
 }
 
 impl DeadLetterFilter {
-    fn filter(&self) -> Result<Filter, ApiError> {
+    /// The filter, or a 400 naming the field at fault under `prefix` (`filter.` in a body).
+    fn filter(&self, prefix: &str) -> Result<Filter, ApiError> {
+        let named = |err: OpsError| {
+            let mut answer = ops_error(err);
+            answer.field = answer.field.map(|field| format!("{prefix}{field}"));
+            answer
+        };
         let age = |field: &str, text: &Option<String>| {
             text.as_deref()
                 .map(|t| parse_age(field, t))
                 .transpose()
-                .map_err(ops_error)
+                .map_err(named)
         };
         let filter = Filter {
             event_type: self
@@ -300,13 +305,13 @@ impl DeadLetterFilter {
                 .as_deref()
                 .map(TypeFilter::parse)
                 .transpose()
-                .map_err(ops_error)?,
+                .map_err(named)?,
             reason: self.reason.clone(),
             min_age: age("min_age", &self.min_age)?,
             max_age: age("max_age", &self.max_age)?,
             message_id: self.message_id.clone(),
         };
-        filter.check().map_err(ops_error)?;
+        filter.check().map_err(named)?;
         Ok(filter)
     }
 }
@@ -337,7 +342,7 @@ fn bounded(
     tag = "operations",
     operation_id = "listDeadLetters",
     params(
-        ("consumer" = String, Query, description = "ml-classifier, dashboard, cicd-monitor or event-archive"),
+        ("consumer" = Consumer, Query, description = "The consumer whose dead letters to read"),
         ("type" = Option<String>, Query, description = "An event type: a kind (TaskCompleted) or one version (task.completed.v2)"),
         ("reason" = Option<String>, Query, description = "Part of the reason, in any case"),
         ("min_age" = Option<String>, Query, description = "At least this old (90s, 15m, 2h, 3d)"),
@@ -392,7 +397,7 @@ async fn list_dead_letters(
         max_age: text("max_age"),
         message_id: text("message_id"),
     }
-    .filter()?;
+    .filter("")?;
     let with_body = match query.first("body") {
         None | Some("false") => false,
         Some("true") => true,
@@ -410,7 +415,8 @@ async fn list_dead_letters(
         .map_or(Ok(DEFAULT_SCAN), |n| {
             bounded("max", Some(n), DEFAULT_SCAN, MAX_SCAN)
         })?;
-    let queues = queues_of(&ops, &consumer)?;
+    let consumer = Consumer::named(&consumer).map_err(ops_error)?;
+    let queues = queues_of(&ops, consumer)?;
     let listing = dead_letters::list(
         &ops.sqs,
         &queues,
@@ -429,15 +435,16 @@ async fn list_dead_letters(
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedriveRequest {
-    /// ml-classifier, dashboard, cicd-monitor or event-archive.
-    pub consumer: String,
+    pub consumer: Consumer,
     #[serde(default)]
     pub filter: DeadLetterFilter,
     /// True counts what would move and moves nothing; false moves them.
     pub dry_run: bool,
-    /// Messages a second at most, 1 to 100 (default 50).
+    /// Messages a second at most (default 50).
+    #[schema(minimum = 1, maximum = 100)]
     pub rate: Option<u32>,
-    /// Dead letters read at most, 1 to 500 (default 100); with the rate, within 20 s.
+    /// Dead letters read at most (default 100); at the rate, within 20 s.
+    #[schema(minimum = 1, maximum = 500)]
     pub max: Option<usize>,
 }
 
@@ -469,7 +476,7 @@ async fn redrive_dead_letters(
     JsonBody(request): JsonBody<RedriveRequest>,
 ) -> Result<Response, ApiError> {
     operator(&ops, &identity)?;
-    let filter = request.filter.filter()?;
+    let filter = request.filter.filter("filter.")?;
     let rate = request.rate.unwrap_or(DEFAULT_RATE);
     if !(1..=MAX_RATE).contains(&rate) {
         return Err(ApiError::bad_request(
@@ -489,7 +496,7 @@ async fn redrive_dead_letters(
             ),
         ));
     }
-    let queues = queues_of(&ops, &request.consumer)?;
+    let queues = queues_of(&ops, request.consumer)?;
     let outcome = dead_letters::redrive(
         &ops.sqs,
         &queues,
@@ -525,7 +532,7 @@ async fn redrive_dead_letters(
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiscardRequest {
-    pub consumer: String,
+    pub consumer: Consumer,
     #[serde(default)]
     pub filter: DeadLetterFilter,
     /// Every dead letter the filter admits, not one by its id.
@@ -559,7 +566,7 @@ async fn discard_dead_letters(
     JsonBody(request): JsonBody<DiscardRequest>,
 ) -> Result<Response, ApiError> {
     operator(&ops, &identity)?;
-    let filter = request.filter.filter()?;
+    let filter = request.filter.filter("filter.")?;
     if filter.message_id.is_none() && !request.all_matching {
         return Err(ApiError::bad_request(
             "validation_error",
@@ -567,7 +574,7 @@ async fn discard_dead_letters(
             "names the dead letter to discard (or say all_matching: true)",
         ));
     }
-    let queues = queues_of(&ops, &request.consumer)?;
+    let queues = queues_of(&ops, request.consumer)?;
     let discarded = dead_letters::discard(
         &ops.sqs,
         &queues,
@@ -601,4 +608,241 @@ pub struct DiscardBody {
     pub consumer: Consumer,
     pub discarded: Vec<DeadLetter>,
     pub discarded_by: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+    use axum::middleware;
+    use operations::LocalMeasures;
+
+    use super::*;
+    use crate::identity::{self, SCOPES_HEADER};
+    use crate::testing::{request, send};
+
+    /// The routes over clients that are never called: each case fails before any call.
+    fn unreachable_ops() -> Router {
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version_latest()
+                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                .build(),
+        );
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version_latest()
+                .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+                .build(),
+        );
+        let queues = operations::Consumer::ALL
+            .map(|consumer| Queues {
+                consumer,
+                queue_url: format!("http://127.0.0.1:9/{consumer}"),
+                dlq_url: format!("http://127.0.0.1:9/{consumer}-dlq"),
+            })
+            .to_vec();
+        let deps = OpsDeps {
+            sqs,
+            dynamodb,
+            queues: Arc::new(queues),
+            tasks_table: "tasks".into(),
+            outbox_shards: 4,
+            objectives: Arc::new(objectives::parse(None, None).unwrap()),
+            measures: Arc::new(LocalMeasures::new(Duration::from_secs(60))),
+            operator_scope: DEFAULT_OPERATOR_SCOPE.into(),
+        };
+        crate::ops_router(deps).layer(middleware::from_fn(identity::local_headers))
+    }
+
+    fn as_operator(method: Method, path: &str, body: &str) -> axum::extract::Request {
+        let mut request = request(Some("ops-person"), method, path, body);
+        request.headers_mut().insert(
+            SCOPES_HEADER,
+            DEFAULT_OPERATOR_SCOPE.parse().expect("a header value"),
+        );
+        request
+    }
+
+    #[tokio::test]
+    async fn when_a_caller_lacks_identity_or_the_operator_scope_should_answer_401_or_403() {
+        // Given every operations route
+        let routes = [
+            (Method::GET, "/ops/overview", ""),
+            (Method::GET, "/ops/dead-letters?consumer=dashboard", ""),
+            (
+                Method::POST,
+                "/ops/dead-letters/redrive",
+                r#"{"consumer":"dashboard","dry_run":true}"#,
+            ),
+            (
+                Method::POST,
+                "/ops/dead-letters/discard",
+                r#"{"consumer":"dashboard","all_matching":true}"#,
+            ),
+        ];
+        for (method, path, body) in routes {
+            // When asked without identity, then as a caller without the scope
+            let (anonymous, _, _) =
+                send(unreachable_ops(), request(None, method.clone(), path, body)).await;
+            let (user, _, answer) = send(
+                unreachable_ops(),
+                request(Some("someone"), method.clone(), path, body),
+            )
+            .await;
+            // Then 401, then 403 naming the scope
+            assert_eq!((anonymous, user), (401, 403), "{method} {path}");
+            assert!(
+                answer["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(DEFAULT_OPERATOR_SCOPE),
+                "{answer}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn when_an_operator_asks_badly_should_answer_400_naming_the_field_before_any_call() {
+        // Given an operator's requests, each wrong in one field
+        let cases = [
+            (Method::GET, "/ops/dead-letters", "", "consumer"),
+            (
+                Method::GET,
+                "/ops/dead-letters?consumer=billing",
+                "",
+                "consumer",
+            ),
+            (
+                Method::GET,
+                "/ops/dead-letters?consumer=dashboard&type=task.exploded.v1",
+                "",
+                "type",
+            ),
+            (
+                Method::GET,
+                "/ops/dead-letters?consumer=dashboard&min_age=soon",
+                "",
+                "min_age",
+            ),
+            (
+                Method::GET,
+                "/ops/dead-letters?consumer=dashboard&min_age=2h&max_age=1m",
+                "",
+                "min_age",
+            ),
+            (
+                Method::GET,
+                "/ops/dead-letters?consumer=dashboard&max=0",
+                "",
+                "max",
+            ),
+            (
+                Method::GET,
+                "/ops/dead-letters?consumer=dashboard&body=yes",
+                "",
+                "body",
+            ),
+            (
+                Method::GET,
+                "/ops/dead-letters?consumer=dashboard&colour=red",
+                "",
+                "colour",
+            ),
+            (
+                Method::POST,
+                "/ops/dead-letters/redrive",
+                r#"{"consumer":"dashboard","dry_run":false,"rate":0}"#,
+                "rate",
+            ),
+            (
+                Method::POST,
+                "/ops/dead-letters/redrive",
+                r#"{"consumer":"dashboard","dry_run":false,"rate":1,"max":500}"#,
+                "max",
+            ),
+            (
+                Method::POST,
+                "/ops/dead-letters/redrive",
+                r#"{"consumer":"dashboard","filter":{"reason":" "},"dry_run":true}"#,
+                "filter.reason",
+            ),
+            (
+                Method::POST,
+                "/ops/dead-letters/discard",
+                r#"{"consumer":"dashboard","filter":{"type":"TaskCreated"}}"#,
+                "filter.message_id",
+            ),
+        ];
+        for (method, path, body, field) in cases {
+            // When sent
+            let (status, _, answer) =
+                send(unreachable_ops(), as_operator(method.clone(), path, body)).await;
+            // Then each is refused with its field named, and no queue was asked
+            assert_eq!(status, 400, "{method} {path} {body}: {answer}");
+            assert_eq!(answer["field"], field, "{method} {path} {body}: {answer}");
+        }
+        // And a redrive must say whether it is a dry run
+        let (status, _, answer) = send(
+            unreachable_ops(),
+            as_operator(
+                Method::POST,
+                "/ops/dead-letters/redrive",
+                r#"{"consumer":"dashboard"}"#,
+            ),
+        )
+        .await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains("dry_run"),
+            "{answer}"
+        );
+    }
+
+    #[tokio::test]
+    async fn when_the_queues_cannot_be_reached_should_answer_502_without_the_cause() {
+        // Given queues at an address where nothing listens
+        // When an operator asks for the view
+        let (status, _, answer) = send(
+            unreachable_ops(),
+            as_operator(Method::GET, "/ops/overview", ""),
+        )
+        .await;
+        // Then the answer is the upstream's failure, saying nothing of where or why
+        assert_eq!(status, 502, "{answer}");
+        assert_eq!(answer["error"], "upstream_error");
+        assert!(!answer.to_string().contains("127.0.0.1"), "{answer}");
+    }
+
+    #[test]
+    fn when_the_template_passes_the_queues_should_read_them_and_refuse_a_bad_objective() {
+        // Given every variable the operations function reads
+        let mut values: std::collections::HashMap<String, String> = OpsSettings::variables()
+            .into_iter()
+            .map(|name| (name.to_owned(), format!("https://sqs.example/1/{name}")))
+            .collect();
+        values.insert(OUTBOX_SHARDS.into(), "8".into());
+        values.insert(LATENCY_OBJECTIVE_PERCENT.into(), "99.5".into());
+        values.insert(LATENCY_OBJECTIVES.into(), "dashboard:3".into());
+        values.remove(STACK_NAME);
+        values.remove(API_STAGE);
+        // When read
+        let settings = OpsSettings::from_variables(&Variables::new(values.clone())).unwrap();
+        // Then each consumer has its queues, and the objectives their values
+        assert_eq!(settings.queues.len(), 4);
+        assert!(settings.queues[1]
+            .dlq_url
+            .ends_with("DASHBOARD_DEAD_LETTER_QUEUE_URL"));
+        let dashboard = settings
+            .objectives
+            .iter()
+            .find(|o| o.consumer == Consumer::Dashboard)
+            .unwrap();
+        assert_eq!((dashboard.percent, dashboard.within.as_secs()), (99.5, 3));
+        // And a bad objective is refused naming its variable
+        values.insert(LATENCY_OBJECTIVES.into(), "dashboard:soon".into());
+        let err = OpsSettings::from_variables(&Variables::new(values))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(LATENCY_OBJECTIVES), "{err}");
+    }
 }

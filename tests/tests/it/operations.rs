@@ -1,4 +1,5 @@
-//! Dead letters triaged and redriven through the `ops` command, against the emulators.
+//! Dead letters triaged and redriven through the `ops` command and the operations routes,
+//! against the emulators.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -6,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::MessageAttributeValue;
+use axum::http::Method;
 use dashboard::DashboardSettings;
 use dev_server::event_source::EventSourceMapping;
 use serde_json::Value;
@@ -14,7 +16,7 @@ use shared::consumer::{ConsumerError, EventHandler, RetryBackoff};
 use shared::events::{EventEnvelope, EventKind};
 use shared::fixtures::Run;
 use shared::ports::Outbox;
-use tests::{create_task, eventually, fast, TestEnv};
+use tests::{create_task, eventually, fast, operator_call, TestEnv};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -83,7 +85,8 @@ async fn when_dead_letters_of_two_types_are_triaged_should_redrive_one_type_only
         },
         ..settings.toolkit
     };
-    let consumer = toolkit.build(&env.aws, handler.clone());
+    // Its effect (a set of ids) counts each event once by itself, as the dashboard's does.
+    let consumer = toolkit.build_exactly_once(&env.aws, handler.clone());
     let mapping = EventSourceMapping::new(&env.aws, &env.queue_url("Dashboard"), 10, consumer)
         .await
         .expect("event source mapping");
@@ -311,5 +314,160 @@ async fn when_events_wait_and_outboxes_are_parked_should_count_them_in_the_stats
         Some(4),
         "{stats}"
     );
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn when_an_operator_triages_over_http_should_list_count_redrive_and_discard_by_type() {
+    // Given the consumers running, and three events dead-lettered by the dashboard: two
+    // TaskCreated it refused, one TaskStarted SQS moved after its receives
+    let env = TestEnv::new("opshttp").await;
+    let consumers = env.start_consumers(None, Duration::from_secs(1)).await;
+    let ops = env.ops_deps();
+    let dlq = env.dlq_url("Dashboard");
+    let mut created = BTreeSet::new();
+    for refused in [true, true, false] {
+        let [create, start, _] = Run::default().events();
+        let event = if refused { create } else { start };
+        let [(type_name, type_value), (version_name, version_value)] =
+            event.wire_type().message_attributes();
+        let mut send = env
+            .sqs
+            .send_message()
+            .queue_url(&dlq)
+            .message_body(event.to_json())
+            .message_attributes(type_name, string(type_value))
+            .message_attributes(version_name, string(version_value));
+        if refused {
+            send = send
+                .message_attributes("dead_letter_reason", string("the projection refused it"))
+                .message_attributes("dead_letter_consumer", string("dashboard"));
+            created.insert(event.id.to_string());
+        }
+        send.send().await.unwrap();
+    }
+
+    // When the view is read, then the dashboard's DLQ holds three
+    let (status, view) = operator_call(&ops, Method::GET, "/ops/overview", "").await;
+    assert_eq!(status, 200, "{view}");
+    let dashboard = view["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["consumer"] == "dashboard")
+        .cloned()
+        .unwrap();
+    assert_eq!(dashboard["dead_letters"]["visible"], 3, "{view}");
+    assert_eq!(dashboard["objective"]["target_percent"], 99.0, "{view}");
+
+    // And listed by type, the two TaskCreated with their reason; by reason, the one SQS moved
+    let (_, listing) = operator_call(
+        &ops,
+        Method::GET,
+        "/ops/dead-letters?consumer=dashboard&type=TaskCreated",
+        "",
+    )
+    .await;
+    let letters = listing["dead_letters"].as_array().unwrap();
+    assert_eq!(event_ids(letters), created, "{listing}");
+    assert!(letters
+        .iter()
+        .all(|l| l["reason"] == "the projection refused it"));
+    let (_, moved_by_sqs) = operator_call(
+        &ops,
+        Method::GET,
+        "/ops/dead-letters?consumer=dashboard&reason=max%20receives",
+        "",
+    )
+    .await;
+    assert_eq!(
+        moved_by_sqs["dead_letters"].as_array().map(Vec::len),
+        Some(1),
+        "{moved_by_sqs}"
+    );
+
+    // When a dry run counts the TaskCreated ones, then redrives them
+    let redrive = |dry_run: bool| {
+        serde_json::json!({
+            "consumer": "dashboard",
+            "filter": { "type": "TaskCreated" },
+            "dry_run": dry_run,
+            "rate": 20,
+        })
+        .to_string()
+    };
+    let (_, dry) = operator_call(
+        &ops,
+        Method::POST,
+        "/ops/dead-letters/redrive",
+        &redrive(true),
+    )
+    .await;
+    assert_eq!(
+        (dry["matched"].as_u64(), dry["moved"].as_u64()),
+        (Some(2), Some(0)),
+        "{dry}"
+    );
+    let (status, moved) = operator_call(
+        &ops,
+        Method::POST,
+        "/ops/dead-letters/redrive",
+        &redrive(false),
+    )
+    .await;
+
+    // Then two moved, the dashboard applied them (two tasks counted), and the same
+    // redrive again moves nothing
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(
+        (moved["consumer"].as_str(), moved["moved"].as_u64()),
+        (Some("dashboard"), Some(2)),
+        "{moved}"
+    );
+    let deps = env.deps();
+    eventually(PATIENCE, "the redriven tasks counted", || async {
+        (tests::operator_stats(&deps).await["tasks_total"] == 2).then_some(())
+    })
+    .await;
+    let (_, again) = operator_call(
+        &ops,
+        Method::POST,
+        "/ops/dead-letters/redrive",
+        &redrive(false),
+    )
+    .await;
+    assert_eq!(
+        (again["matched"].as_u64(), again["moved"].as_u64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+
+    // When the one left is discarded by its id
+    let (_, left) = operator_call(
+        &ops,
+        Method::GET,
+        "/ops/dead-letters?consumer=dashboard",
+        "",
+    )
+    .await;
+    let left = left["dead_letters"].as_array().unwrap().clone();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let discard = serde_json::json!({
+        "consumer": "dashboard",
+        "filter": { "message_id": left[0]["message_id"] },
+    })
+    .to_string();
+    let (status, discarded) =
+        operator_call(&ops, Method::POST, "/ops/dead-letters/discard", &discard).await;
+
+    // Then it is gone, with the operator named, and the DLQ is empty
+    assert_eq!(status, 200, "{discarded}");
+    assert_eq!(discarded["discarded_by"], "ops-person", "{discarded}");
+    assert_eq!(discarded["discarded"].as_array().map(Vec::len), Some(1));
+    eventually(PATIENCE, "an empty dead-letter queue", || async {
+        (env.queue_depth(&dlq).await == 0).then_some(())
+    })
+    .await;
+    drop(consumers);
     env.teardown().await;
 }

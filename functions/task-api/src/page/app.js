@@ -276,6 +276,7 @@
     if (response.status === 403) {
       clear();
       setStatus('denied', 'You may not see the statistics (403): they need the operator scope, orchestration/operator.');
+      await refreshOps(headers);
       return;
     }
     if (!response.ok) {
