@@ -6,6 +6,8 @@
 
 const path = require('path');
 
+const { required, WAIT_MS, log, sleep, until, launch } = require('./common.cjs');
+
 const BASE_URL = required('BASE_URL');
 const CHROMIUM = required('CHROMIUM');
 const SCREENSHOT_DIR = required('SCREENSHOT_DIR');
@@ -13,43 +15,7 @@ const puppeteer = require(path.join(required('BROWSER_TOOLS_DIR'), 'node_modules
 
 const OPERATOR_SCOPE = 'orchestration/operator';
 const STATS_NEED_OPERATOR = true;
-// Generous: the machine may be busy with builds; every wait polls and gives up in time.
-const WAIT_MS = Number(process.env.BROWSER_WAIT_MS || 90000);
 const OWNER = `page-owner-${Date.now()}`;
-
-function required(name) {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`${name} is not set (run the browser test through infra/local.sh test)`);
-    process.exit(1);
-  }
-  return value;
-}
-
-function log(...parts) {
-  console.log(`[browser ${new Date().toISOString().slice(11, 23)}]`, ...parts);
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function until(what, check, limit = WAIT_MS) {
-  const deadline = Date.now() + limit;
-  let last;
-  for (;;) {
-    try {
-      last = await check();
-      if (last && last.ok) return last;
-    } catch (err) {
-      last = { error: String(err) };
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${limit} ms waiting for ${what}; last seen: ${JSON.stringify(last)}`);
-    }
-    await sleep(250);
-  }
-}
 
 async function api(method, route, body) {
   const response = await fetch(BASE_URL + route, {
@@ -128,13 +94,7 @@ async function lifecycle(title, description, finish) {
 }
 
 async function main() {
-  const browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // Root (as CI runs) has no sandbox; /dev/shm may be small.
-    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
-    protocolTimeout: WAIT_MS,
-  });
+  const browser = await launch(puppeteer, CHROMIUM);
   const errors = [];
   try {
     const page = await browser.newPage();

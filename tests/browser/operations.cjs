@@ -9,50 +9,17 @@
 const path = require('path');
 const readline = require('readline');
 
+const { required, WAIT_MS, log, until, launch } = require('./common.cjs');
+
 const BASE_URL = required('BASE_URL');
 const CHROMIUM = required('CHROMIUM');
 const SCREENSHOT_DIR = required('SCREENSHOT_DIR');
 const puppeteer = require(path.join(required('BROWSER_TOOLS_DIR'), 'node_modules', 'puppeteer-core'));
 
 const OPERATOR_SCOPE = 'orchestration/operator';
-const WAIT_MS = Number(process.env.BROWSER_WAIT_MS || 90000);
 // What the test sends once told to: messages to the dashboard's queue, to its DLQ.
 const SENT = Number(required('SENT_TO_QUEUE'));
 const DEAD = Number(required('SENT_TO_DLQ'));
-
-function required(name) {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`${name} is not set (run the browser test through infra/local.sh test)`);
-    process.exit(1);
-  }
-  return value;
-}
-
-function log(...parts) {
-  console.log(`[browser ${new Date().toISOString().slice(11, 23)}]`, ...parts);
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function until(what, check, limit = WAIT_MS) {
-  const deadline = Date.now() + limit;
-  let last;
-  for (;;) {
-    try {
-      last = await check();
-      if (last && last.ok) return last;
-    } catch (err) {
-      last = { error: String(err) };
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${limit} ms waiting for ${what}; last seen: ${JSON.stringify(last)}`);
-    }
-    await sleep(250);
-  }
-}
 
 // Tells the test to act, and waits for its `DONE <step>` on standard input.
 const input = readline.createInterface({ input: process.stdin });
@@ -83,12 +50,7 @@ function dashboardRow(page) {
 }
 
 async function main() {
-  const browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
-    protocolTimeout: WAIT_MS,
-  });
+  const browser = await launch(puppeteer, CHROMIUM);
   const errors = [];
   try {
     const page = await browser.newPage();

@@ -19,8 +19,8 @@ use lambda_http::aws_lambda_events::query_map::QueryMap;
 use operations::dead_letters::{self, Listing, Redrive, Scan};
 use operations::objectives::{self, Objective};
 use operations::{
-    parse_age, Consumer, DeadLetter, Filter, Measures, OpsError, Overview, Queues, RedriveOutcome,
-    Sources, TypeFilter,
+    Consumer, DeadLetter, Filter, FilterText, Measures, OpsError, Overview, Queues, RedriveOutcome,
+    Sources,
 };
 use serde::{Deserialize, Serialize};
 use shared::adapters::clients::{self, SdkConfig};
@@ -288,31 +288,18 @@ pub struct DeadLetterFilter {
 impl DeadLetterFilter {
     /// The filter, or a 400 naming the field at fault under `prefix` (`filter.` in a body).
     fn filter(&self, prefix: &str) -> Result<Filter, ApiError> {
-        let named = |err: OpsError| {
+        Filter::parse(FilterText {
+            event_type: self.event_type.as_deref(),
+            reason: self.reason.as_deref(),
+            min_age: self.min_age.as_deref(),
+            max_age: self.max_age.as_deref(),
+            message_id: self.message_id.as_deref(),
+        })
+        .map_err(|err| {
             let mut answer = ops_error(err);
             answer.field = answer.field.map(|field| format!("{prefix}{field}"));
             answer
-        };
-        let age = |field: &str, text: &Option<String>| {
-            text.as_deref()
-                .map(|t| parse_age(field, t))
-                .transpose()
-                .map_err(named)
-        };
-        let filter = Filter {
-            event_type: self
-                .event_type
-                .as_deref()
-                .map(TypeFilter::parse)
-                .transpose()
-                .map_err(named)?,
-            reason: self.reason.clone(),
-            min_age: age("min_age", &self.min_age)?,
-            max_age: age("max_age", &self.max_age)?,
-            message_id: self.message_id.clone(),
-        };
-        filter.check().map_err(named)?;
-        Ok(filter)
+        })
     }
 }
 

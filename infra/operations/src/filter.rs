@@ -62,7 +62,32 @@ pub struct Filter {
     pub message_id: Option<String>,
 }
 
+/// A filter as an operator writes it, each criterion text or left out: what the `ops`
+/// command's flags and the operations routes' fields both give.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FilterText<'a> {
+    pub event_type: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub min_age: Option<&'a str>,
+    pub max_age: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+}
+
 impl Filter {
+    /// The filter `text` writes, checked; an error names its field (`type`, `min_age`, ...).
+    pub fn parse(text: FilterText<'_>) -> Result<Filter, OpsError> {
+        let age = |field: &str, text: Option<&str>| text.map(|t| parse_age(field, t)).transpose();
+        let filter = Filter {
+            event_type: text.event_type.map(TypeFilter::parse).transpose()?,
+            reason: text.reason.map(str::to_owned),
+            min_age: age("min_age", text.min_age)?,
+            max_age: age("max_age", text.max_age)?,
+            message_id: text.message_id.map(str::to_owned),
+        };
+        filter.check()?;
+        Ok(filter)
+    }
+
     /// Refuses a filter nothing can match, naming the field.
     pub fn check(&self) -> Result<(), OpsError> {
         if let (Some(min), Some(max)) = (self.min_age, self.max_age) {

@@ -19,7 +19,7 @@ pub mod stats;
 
 pub use consumers::{Consumer, Queues};
 pub use dead_letters::{Discarded, Redrive, RedriveOutcome, Scan};
-pub use filter::{parse_age, Filter, TypeFilter};
+pub use filter::{parse_age, Filter, FilterText, TypeFilter};
 pub use letter::DeadLetter;
 pub use measures::{LocalMeasures, Measures};
 pub use objectives::{Attainment, Objective};

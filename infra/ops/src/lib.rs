@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use operations::consumers::Locate;
 use operations::dead_letters::{self, Redrive, Scan};
 pub use operations::OpsError;
-use operations::{parse_age, stats, Consumer, Filter, Queues, TypeFilter};
+use operations::{stats, Consumer, Filter, FilterText, Queues};
 use shared::adapters::{clients, DEFAULT_OUTBOX_SHARDS};
 
 #[derive(Debug, Parser)]
@@ -120,25 +120,15 @@ struct FilterArgs {
 
 impl FilterArgs {
     fn filter(&self) -> Result<Filter, OpsError> {
-        let age = |field: &str, text: &Option<String>| {
-            text.as_deref().map(|t| parse_age(field, t)).transpose()
-        };
-        let filter = Filter {
-            event_type: self
-                .event_type
-                .as_deref()
-                .map(TypeFilter::parse)
-                .transpose()
-                .map_err(|err| OpsError::usage(format!("--{err}")))?,
-            reason: self.reason.clone(),
-            min_age: age("--min-age", &self.min_age)?,
-            max_age: age("--max-age", &self.max_age)?,
-            message_id: self.message_id.clone(),
-        };
-        filter.check().map_err(|err| {
-            OpsError::usage(format!("--{}", err.to_string().replacen('_', "-", 1)))
-        })?;
-        Ok(filter)
+        Filter::parse(FilterText {
+            event_type: self.event_type.as_deref(),
+            reason: self.reason.as_deref(),
+            min_age: self.min_age.as_deref(),
+            max_age: self.max_age.as_deref(),
+            message_id: self.message_id.as_deref(),
+        })
+        // As the flags are spelt: --min-age.
+        .map_err(|err| OpsError::usage(format!("--{}", err.to_string().replacen('_', "-", 1))))
     }
 }
 
