@@ -77,6 +77,15 @@ pub fn http_request(
 
 /// An SQS event of one message as the event source mapping delivers it.
 pub fn sqs_batch(message: &Message, queue_arn: &str) -> Value {
+    sqs_batch_of(std::slice::from_ref(message), queue_arn)
+}
+
+/// An SQS event of `messages`, as the event source mapping delivers a batch of them.
+pub fn sqs_batch_of(messages: &[Message], queue_arn: &str) -> Value {
+    json!({ "Records": messages.iter().map(|m| sqs_record(m, queue_arn)).collect::<Vec<_>>() })
+}
+
+fn sqs_record(message: &Message, queue_arn: &str) -> Value {
     let attributes: Map<String, Value> = message
         .attributes()
         .into_iter()
@@ -100,18 +109,16 @@ pub fn sqs_batch(message: &Message, queue_arn: &str) -> Value {
         })
         .collect();
     json!({
-        "Records": [{
-            "messageId": message.message_id(),
-            "receiptHandle": message.receipt_handle(),
-            "body": message.body(),
-            "attributes": attributes,
-            "messageAttributes": message_attributes,
-            "md5OfBody": message.md5_of_body(),
-            "md5OfMessageAttributes": message.md5_of_message_attributes(),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": queue_arn,
-            "awsRegion": "us-east-1",
-        }]
+        "messageId": message.message_id(),
+        "receiptHandle": message.receipt_handle(),
+        "body": message.body(),
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+        "md5OfBody": message.md5_of_body(),
+        "md5OfMessageAttributes": message.md5_of_message_attributes(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": "us-east-1",
     })
 }
 

@@ -199,6 +199,27 @@ async fn main() -> Result<()> {
         rows.push(figures);
     }
 
+    // The dashboard as Lambda feeds it under load: batches of ten, applied in one
+    // transaction each. Its queue holds three events a task; the row above took one third.
+    let dashboard = spec("DashboardFunction")?;
+    let (messages, _) = bench
+        .sqs_events(&provisioned, "DashboardFunction", 2 * per_run / BATCH * BATCH)
+        .await?;
+    let (_, arn) = &provisioned.queues["DashboardFunction"];
+    let batches: Vec<Value> = messages
+        .chunks(BATCH)
+        .map(|batch| events::sqs_batch_of(batch, arn))
+        .collect();
+    let (figures, _) = bench
+        .measure(
+            &dashboard,
+            &format!("SQS: {BATCH} task events (CPU a batch)"),
+            &batches,
+            batch_succeeded,
+        )
+        .await?;
+    rows.push(figures);
+
     let sweeper = spec("OutboxSweeperFunction")?;
     let schedules: Vec<Value> = (0..per_run).map(|_| events::scheduled()).collect();
     let (figures, _) = bench
@@ -474,6 +495,10 @@ fn http_status(outcome: &Outcome, status: u64) -> std::result::Result<Value, Str
     let body = answer["body"].as_str().unwrap_or_default();
     serde_json::from_str(body).map_err(|err| format!("body: {err}"))
 }
+
+/// Messages in one batch of the dashboard's batch row, as its event source mapping's
+/// `BatchSize`.
+const BATCH: usize = 10;
 
 fn batch_succeeded(outcome: &Outcome) -> std::result::Result<(), String> {
     let answer: Value = serde_json::from_slice(&outcome.body).map_err(|err| err.to_string())?;
