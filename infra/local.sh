@@ -760,7 +760,7 @@ cmd_bench() {
   local bin_dir=${BENCH_BIN_DIR:-}
   if [[ -z $bin_dir ]]; then
     log "building the functions and the baseline in release (LTO, one codegen unit: minutes)"
-    cargo build --release -p task-api -p outbox-sweeper -p ml-classifier -p dashboard -p cicd-monitor
+    cargo build --release -p task-api -p outbox-sweeper -p ml-classifier -p dashboard -p cicd-monitor -p event-archive
     cargo build --release -p hello-lambda
   fi
   # The harness is built as the tests build the workspace, features and all, so that it

@@ -57,7 +57,7 @@ Locally the `X-User-Id` header (and `X-User-Scopes`) stands in for it."
 /// merged in: one API, though another function serves `/ops/…` in AWS.
 pub(crate) fn documented_routes() -> OpenApiRouter<Deps> {
     let mut document = ApiDoc::openapi();
-    document.merge(ops::routes(Document::default()).split_for_parts().1);
+    document.merge(ops::OpsDoc::openapi());
     routes(document)
 }
 

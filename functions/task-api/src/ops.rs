@@ -186,6 +186,17 @@ pub(crate) fn routes(document: Document) -> OpenApiRouter<OpsDeps> {
         .routes(routes!(discard_dead_letters))
 }
 
+/// The routes' document alone, for the API's one document: the task API's function serves
+/// it without linking the handlers.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    ops_overview,
+    list_dead_letters,
+    redrive_dead_letters,
+    discard_dead_letters
+))]
+pub(crate) struct OpsDoc;
+
 /// The routes over `deps`, without fallbacks or layers (`crate::router` adds them).
 pub(crate) fn router(deps: OpsDeps) -> Router {
     routes(Document::default())
