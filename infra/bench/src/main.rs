@@ -203,7 +203,11 @@ async fn main() -> Result<()> {
     // transaction each. Its queue holds three events a task; the row above took one third.
     let dashboard = spec("DashboardFunction")?;
     let (messages, _) = bench
-        .sqs_events(&provisioned, "DashboardFunction", 2 * per_run / BATCH * BATCH)
+        .sqs_events(
+            &provisioned,
+            "DashboardFunction",
+            2 * per_run / BATCH * BATCH,
+        )
         .await?;
     let (_, arn) = &provisioned.queues["DashboardFunction"];
     let batches: Vec<Value> = messages
