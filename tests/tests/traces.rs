@@ -61,10 +61,11 @@ async fn when_a_task_runs_should_leave_one_trace_from_its_requests_through_every
             .filter(|s| s.status == opentelemetry::trace::Status::Unset)
             .count()
     };
-    // ml-classifier: created, completed; dashboard: three; cicd-monitor: completed.
-    let spans = eventually(Duration::from_secs(30), "six consumer spans", || async {
+    // ml-classifier: created, completed; dashboard: three; cicd-monitor: completed;
+    // event-archive: three.
+    let spans = eventually(Duration::from_secs(30), "nine consumer spans", || async {
         let spans = exporter.get_finished_spans().unwrap();
-        (consumed(&spans) >= 6).then_some(spans)
+        (consumed(&spans) >= 9).then_some(spans)
     })
     .await;
     let traced: Vec<&SpanData> = spans
