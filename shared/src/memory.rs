@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::consumer::{Claim, IdempotencyStore};
 use crate::cursor::Cursor;
 use crate::domain::Task;
 use crate::events::EventEnvelope;
@@ -287,43 +286,6 @@ impl EventPublisher for RecordingPublisher {
             }
         }
         report
-    }
-}
-
-/// Idempotency records held in memory.
-#[derive(Default)]
-pub struct MemoryIdempotency {
-    records: Mutex<HashMap<(String, Uuid), bool>>,
-}
-
-#[async_trait]
-impl IdempotencyStore for MemoryIdempotency {
-    async fn begin(&self, consumer: &str, event_id: Uuid) -> Result<Claim, StoreError> {
-        let mut records = self.records.lock().unwrap();
-        Ok(match records.get(&(consumer.to_owned(), event_id)) {
-            Some(true) => Claim::AlreadyApplied,
-            Some(false) => Claim::InFlight { remaining: None },
-            None => {
-                records.insert((consumer.to_owned(), event_id), false);
-                Claim::Acquired
-            }
-        })
-    }
-
-    async fn complete(&self, consumer: &str, event_id: Uuid) -> Result<(), StoreError> {
-        self.records
-            .lock()
-            .unwrap()
-            .insert((consumer.to_owned(), event_id), true);
-        Ok(())
-    }
-
-    async fn release(&self, consumer: &str, event_id: Uuid) -> Result<(), StoreError> {
-        self.records
-            .lock()
-            .unwrap()
-            .remove(&(consumer.to_owned(), event_id));
-        Ok(())
     }
 }
 

@@ -901,49 +901,6 @@ fn named_resources_or_wildcard(statement: &Value) -> BTreeSet<String> {
 }
 
 #[test]
-fn when_the_template_is_transformed_should_keep_each_consumer_to_its_own_dedup_records() {
-    // Given each consumer's grants on the shared processed-events table
-    let template = transformed_template();
-    let source = template_json();
-    let statements = role_statements(&template);
-    let function_roles = function_roles(&template);
-    let mut consumers = 0;
-    for (function, role) in &function_roles {
-        let consumer = crate_name(
-            source["Resources"][function.as_str()]["Properties"]["CodeUri"]
-                .as_str()
-                .expect("a CodeUri"),
-        );
-        let on_table: Vec<&Value> = grants(&statements, role, "dynamodb")
-            .into_iter()
-            .filter(|s| named_resources(s).contains(&"ProcessedEventsTable".to_owned()))
-            .collect();
-        if on_table.is_empty() {
-            continue;
-        }
-        consumers += 1;
-
-        // Then every one is held to the items whose key starts with the consumer's name,
-        // as shared::adapters::dynamo_idempotency keys them ("<consumer>#<event id>")
-        for statement in on_table {
-            assert_eq!(
-                named_resources(statement),
-                vec!["ProcessedEventsTable".to_owned()],
-                "{function}: {statement}"
-            );
-            assert_eq!(
-                statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
-                json!([format!("{consumer}#*")]),
-                "{function}: {statement}"
-            );
-        }
-    }
-    // The cicd-monitor alone keeps records: the ml-classifier's and the dashboard's
-    // effects count each event once by themselves.
-    assert_eq!(consumers, 1);
-}
-
-#[test]
 fn when_the_template_is_transformed_should_let_the_task_api_query_only_a_users_tasks() {
     // Given the task API's DynamoDB grants
     let template = transformed_template();
@@ -1075,9 +1032,9 @@ fn when_the_template_is_read_should_keep_tables_of_record_and_dead_letters_from_
     let template = template_json();
 
     // Then each table of record is retained, protected from deletion and recoverable to
-    // a point in time; the two whose entries expire are none of these
+    // a point in time; the one whose entries expire is none of these
     for (id, table) in resources(&template, "AWS::DynamoDB::Table") {
-        let expiring = ["ProcessedEventsTable", "RequestKeysTable"].contains(&id);
+        let expiring = id == "RequestKeysTable";
         if expiring {
             continue;
         }

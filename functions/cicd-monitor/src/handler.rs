@@ -1,10 +1,15 @@
-//! Reacts to TaskCompleted of BugFix, Feature, Refactor and Test tasks.
+//! Reacts to TaskCompleted of BugFix, Feature, Refactor and Test tasks: posts a build
+//! request to the webhook, then records it, once per task. A request recorded means it
+//! was done with, so a later delivery of the event changes nothing; a delivery that fails
+//! before the record (or runs beside another) posts again, with the same
+//! `Idempotency-Key`, for the webhook to recognise.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use shared::consumer::{ConsumerError, EventHandler, Retry};
 use shared::events::{EventEnvelope, TaskEventData};
+use shared::metrics::Measure;
 use shared::records::RecordStore;
 use tracing::info;
 
@@ -44,21 +49,26 @@ impl EventHandler for CicdMonitor {
             requested_at: event.time,
             event_id: event.id,
         };
-        let new = self.requests.record(request.task_id, &request).await?;
-        info!(task.id = %request.task_id, new, "build request recorded");
-        if let Some(notifier) = &self.notifier {
-            // A failure fails the message, so the post is retried with it (or, when the
-            // webhook refused it, dead-lettered at once).
-            notifier.notify(&request).await.map_err(|err| {
+        if self.requests.get(request.task_id).await?.is_some() {
+            info!(task.id = %request.task_id, "build request done with before; left as it is");
+            Measure::DuplicateSkipped(self.name()).emit();
+            return Ok(());
+        }
+        let posted = match &self.notifier {
+            // A failure fails the message before anything is recorded, so the post is
+            // retried with it (or, when the webhook refused it, dead-lettered at once).
+            Some(notifier) => notifier.notify(&request).await.map_err(|err| {
                 let reason = "posting the build request failed";
                 match err.retry() {
                     Retry::Transient => ConsumerError::transient(reason),
                     Retry::Permanent => ConsumerError::permanent(reason),
                 }
                 .with_source(err)
-            })?;
-            info!(task.id = %request.task_id, "build request posted to the webhook");
-        }
+            })?,
+            None => false,
+        };
+        let new = self.requests.record(request.task_id, &request).await?;
+        info!(task.id = %request.task_id, posted, new, "build request recorded");
         Ok(())
     }
 }
@@ -79,20 +89,20 @@ mod tests {
     #[derive(Default)]
     struct Notifications {
         sent: Mutex<Vec<BuildRequest>>,
-        failing: Option<StatusCode>,
+        failing: Mutex<Option<StatusCode>>,
     }
 
     #[async_trait]
     impl BuildNotifier for Notifications {
-        async fn notify(&self, request: &BuildRequest) -> Result<(), WebhookError> {
-            if let Some(status) = self.failing {
+        async fn notify(&self, request: &BuildRequest) -> Result<bool, WebhookError> {
+            if let Some(status) = *self.failing.lock().unwrap() {
                 return Err(WebhookError::Status {
                     host: "hooks.example.com".into(),
                     status,
                 });
             }
             self.sent.lock().unwrap().push(request.clone());
-            Ok(())
+            Ok(true)
         }
     }
 
@@ -133,25 +143,46 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn when_the_webhook_fails_should_fail_the_event_as_its_answer_says_but_keep_the_record() {
+    async fn when_an_event_comes_again_should_post_and_record_its_request_once() {
+        let records = Arc::new(MemoryRecords::default());
+        let notifications = Arc::new(Notifications::default());
+        let monitor = CicdMonitor::new(records.clone(), Some(notifications.clone()));
+        let event = completed(TaskType::BugFix);
+
+        for _ in 0..3 {
+            monitor.handle(&event).await.unwrap();
+        }
+
+        assert_eq!(records.all().len(), 1);
+        assert_eq!(notifications.sent.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_the_webhook_fails_should_fail_the_event_as_its_answer_says_and_post_on_a_retry() {
         for (status, retry) in [
             (StatusCode::SERVICE_UNAVAILABLE, Retry::Transient),
             (StatusCode::UNPROCESSABLE_ENTITY, Retry::Permanent),
         ] {
+            // Given a webhook that fails
             let records = Arc::new(MemoryRecords::default());
-            let failing = Arc::new(Notifications {
-                failing: Some(status),
+            let webhook = Arc::new(Notifications {
+                failing: Mutex::new(Some(status)),
                 ..Notifications::default()
             });
-            let monitor = CicdMonitor::new(records.clone(), Some(failing));
+            let monitor = CicdMonitor::new(records.clone(), Some(webhook.clone()));
+            let event = completed(TaskType::Feature);
 
-            let err = monitor
-                .handle(&completed(TaskType::Feature))
-                .await
-                .unwrap_err();
-
+            // When the event is handled, then the failure says whether a retry can help,
+            // and nothing is recorded as done
+            let err = monitor.handle(&event).await.unwrap_err();
             assert_eq!(err.retry(), retry, "{status}");
-            assert_eq!(records.all().len(), 1);
+            assert!(records.all().is_empty(), "{status}");
+
+            // And once the webhook is well, the retry (or the redrive) posts and records it
+            *webhook.failing.lock().unwrap() = None;
+            monitor.handle(&event).await.unwrap();
+            assert_eq!(webhook.sent.lock().unwrap().len(), 1, "{status}");
+            assert_eq!(records.all().len(), 1, "{status}");
         }
     }
 }

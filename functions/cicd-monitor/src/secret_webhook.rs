@@ -180,9 +180,9 @@ impl SecretWebhook {
 
 #[async_trait]
 impl BuildNotifier for SecretWebhook {
-    async fn notify(&self, request: &BuildRequest) -> Result<(), WebhookError> {
+    async fn notify(&self, request: &BuildRequest) -> Result<bool, WebhookError> {
         let (Some(notifier), _) = self.notifier(None).await? else {
-            return Ok(());
+            return Ok(false);
         };
         match notifier.notify(request).await {
             // The credential in the URL may have been rotated: read it again, and post
@@ -193,7 +193,7 @@ impl BuildNotifier for SecretWebhook {
                 match self.notifier(Some(&notifier)).await? {
                     (Some(again), true) => again.notify(request).await,
                     // The value was removed meanwhile: nothing to post to.
-                    (None, true) => Ok(()),
+                    (None, true) => Ok(false),
                     (_, false) => Err(WebhookError::Status { status, host }),
                 }
             }
@@ -355,16 +355,17 @@ mod tests {
         let webhook = webhook(source.clone(), Duration::from_millis(50)).await;
 
         // When a build request comes, then the value is set and another comes after the TTL
-        webhook
+        let first = webhook
             .notify(&request())
             .await
             .expect("nothing to post to is no failure");
         let posted_before = hook.calls.load(Ordering::SeqCst);
         source.set(&hook.url);
         tokio::time::sleep(Duration::from_millis(60)).await;
-        webhook.notify(&request()).await.expect("posted");
+        let second = webhook.notify(&request()).await.expect("posted");
 
-        // Then only the second was posted
+        // Then only the second was posted, and each says so
+        assert_eq!((first, second), (false, true));
         assert_eq!(posted_before, 0);
         assert_eq!(hook.calls.load(Ordering::SeqCst), 1);
     }

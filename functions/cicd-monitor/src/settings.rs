@@ -136,10 +136,7 @@ mod tests {
     use super::*;
 
     fn variables(extra: &[(&str, &str)]) -> Variables {
-        let mut values = vec![
-            (BUILD_REQUESTS_TABLE, "requests"),
-            ("PROCESSED_EVENTS_TABLE", "processed"),
-        ];
+        let mut values = vec![(BUILD_REQUESTS_TABLE, "requests")];
         values.extend_from_slice(extra);
         Variables::new(values)
     }

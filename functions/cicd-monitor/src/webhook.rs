@@ -80,7 +80,9 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 
 #[async_trait]
 pub trait BuildNotifier: Send + Sync {
-    async fn notify(&self, request: &BuildRequest) -> Result<(), WebhookError>;
+    /// Posts the request: `true` once the webhook took it, `false` when there is no
+    /// webhook to post to (the stack's secret holds no URL).
+    async fn notify(&self, request: &BuildRequest) -> Result<bool, WebhookError>;
 }
 
 pub struct WebhookNotifier {
@@ -179,11 +181,11 @@ impl WebhookNotifier {
 
 #[async_trait]
 impl BuildNotifier for WebhookNotifier {
-    async fn notify(&self, request: &BuildRequest) -> Result<(), WebhookError> {
+    async fn notify(&self, request: &BuildRequest) -> Result<bool, WebhookError> {
         let mut attempt = 0;
         loop {
             match self.post_once(request).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(true),
                 Err(err) if err.retry() == Retry::Transient && attempt < self.backoff.retries => {
                     warn!(task.id = %request.task_id, attempt, error = %Chain(&err), "webhook call failed; retrying");
                     tokio::time::sleep(self.backoff.delay(attempt)).await;

@@ -13,7 +13,7 @@ use cicd_monitor::{CicdMonitor, WebhookNotifier};
 use shared::consumer::{Consumer, QueueError, Redelivery, RetryBackoff};
 use shared::domain::TaskType;
 use shared::fixtures::Run;
-use shared::memory::{MemoryIdempotency, MemoryRecords};
+use shared::memory::MemoryRecords;
 use shared::retry::Backoff;
 
 const PATH_TOKEN: &str = "path-token-7d1f9c";
@@ -88,12 +88,7 @@ async fn deliver(port: u16) -> (SqsBatchResponse, Vec<String>) {
     let notifier = WebhookNotifier::new(&url, Duration::from_millis(500), backoff).unwrap();
     let monitor = CicdMonitor::new(Arc::new(MemoryRecords::default()), Some(Arc::new(notifier)));
     let queue = Arc::new(Queue::default());
-    let consumer = Consumer::new(
-        Arc::new(monitor),
-        Arc::new(MemoryIdempotency::default()),
-        queue.clone(),
-        RetryBackoff::default(),
-    );
+    let consumer = Consumer::new(Arc::new(monitor), queue.clone(), RetryBackoff::default());
     let response = tokio::time::timeout(
         Duration::from_secs(20),
         consumer.process(completed_feature()),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use shared::consumer::{ConsumerError, EventHandler};
 use shared::events::EventEnvelope;
+use shared::metrics::Measure;
 use tracing::info;
 
 use crate::stats::DashboardStore;
@@ -33,7 +34,7 @@ impl EventHandler for Dashboard {
     }
 
     /// A batch's events are counted together, in one transaction: each counts once by
-    /// itself, so the toolkit keeps no idempotency records for this consumer.
+    /// itself.
     fn applies_batches(&self) -> bool {
         true
     }
@@ -49,6 +50,9 @@ impl EventHandler for Dashboard {
                 .zip(counted)
                 .map(|(event, counted)| {
                     info!(event.type = event.kind().name(), event.id = %event.id, counted, "dashboard updated");
+                    if !counted {
+                        Measure::DuplicateSkipped(self.name()).emit();
+                    }
                     Ok(())
                 })
                 .collect(),

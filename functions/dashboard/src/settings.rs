@@ -39,7 +39,7 @@ impl Settings for DashboardSettings {
     fn variables() -> Vec<&'static str> {
         [
             &[DASHBOARD_TABLE, DASHBOARD_SHARDS][..],
-            &ToolkitSettings::EXACTLY_ONCE_VARIABLES,
+            &ToolkitSettings::VARIABLES,
         ]
         .concat()
     }
@@ -48,7 +48,7 @@ impl Settings for DashboardSettings {
         Ok(DashboardSettings {
             table: variables.required(DASHBOARD_TABLE)?,
             shards: counter_shards(variables)?,
-            toolkit: ToolkitSettings::exactly_once_from_variables(variables)?,
+            toolkit: ToolkitSettings::from_variables(variables)?,
         })
     }
 }
@@ -58,6 +58,6 @@ impl DashboardSettings {
         let store = DynamoDashboardStore::new(clients::dynamodb(aws), &self.table)
             .with_counter_shards(self.shards);
         self.toolkit
-            .build_exactly_once(aws, Arc::new(Dashboard::new(Arc::new(store))))
+            .build(aws, Arc::new(Dashboard::new(Arc::new(store))))
     }
 }

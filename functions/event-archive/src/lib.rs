@@ -1,7 +1,6 @@
 //! The event archive consumer: every event of the topic (every type and version), kept as
 //! it was published in the archive table, once per event id, for a task's timeline and for
-//! replays. The put-if-absent is its own idempotency: a repeat changes nothing, so the
-//! consumer keeps no processed-events record.
+//! replays. The put-if-absent is its own idempotency: a repeat changes nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +10,9 @@ use shared::adapters::clients::{self, SdkConfig};
 use shared::adapters::dynamo_archive::{DEFAULT_TIME_SHARDS, MAX_TIME_SHARDS};
 use shared::adapters::{DynamoEventArchive, SqsRedelivery};
 use shared::archive::{ArchivedEvent, EventArchive};
-use shared::consumer::{Consumer, ConsumerError, EventHandler, IdempotentEffect, RetryBackoff};
+use shared::consumer::{Consumer, ConsumerError, EventHandler, RetryBackoff};
 use shared::events::EventEnvelope;
-use shared::metrics;
+use shared::metrics::{self, Measure};
 use shared::settings::{ConfigError, Settings, Variables, STACK_NAME};
 use tracing::info;
 
@@ -50,6 +49,9 @@ impl EventHandler for Archiver {
         let archived = ArchivedEvent::of(event, body);
         let new = self.archive.archive(&archived).await?;
         info!(task.id = %archived.task_id, event.id = %event.id, new, "event archived");
+        if !new {
+            Measure::DuplicateSkipped(self.name()).emit();
+        }
         Ok(())
     }
 }
@@ -123,7 +125,6 @@ impl ArchiveSettings {
         metrics::init(self.stack.clone());
         Consumer::new(
             Arc::new(Archiver::new(Arc::new(self.archive(aws)))),
-            Arc::new(IdempotentEffect),
             Arc::new(SqsRedelivery::new(clients::sqs(aws))),
             self.backoff,
         )

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use shared::consumer::{ConsumerError, EventHandler};
 use shared::domain::TaskStatus;
 use shared::events::{EventEnvelope, TaskEventData};
+use shared::metrics::Measure;
 use shared::ports::{StoreError, TaskStore};
 use shared::records::RecordStore;
 use shared::time;
@@ -95,6 +96,9 @@ impl Classifier {
         };
         let new = self.examples.record(example.task_id, &example).await?;
         info!(task.id = %example.task_id, new, "training example recorded");
+        if !new {
+            Measure::DuplicateSkipped(self.name()).emit();
+        }
         Ok(())
     }
 }

@@ -24,7 +24,7 @@ impl Settings for ClassifierSettings {
     fn variables() -> Vec<&'static str> {
         [
             &[TASKS_TABLE, TRAINING_EXAMPLES_TABLE][..],
-            &ToolkitSettings::EXACTLY_ONCE_VARIABLES,
+            &ToolkitSettings::VARIABLES,
         ]
         .concat()
     }
@@ -33,7 +33,7 @@ impl Settings for ClassifierSettings {
         Ok(ClassifierSettings {
             tasks_table: variables.required(TASKS_TABLE)?,
             training_examples_table: variables.required(TRAINING_EXAMPLES_TABLE)?,
-            toolkit: ToolkitSettings::exactly_once_from_variables(variables)?,
+            toolkit: ToolkitSettings::from_variables(variables)?,
         })
     }
 }
@@ -52,6 +52,6 @@ impl ClassifierSettings {
         );
         // Both effects count once by themselves: the classification is a write conditional
         // on the task still being pending and unclassified, the example a put-if-absent.
-        self.toolkit.build_exactly_once(aws, Arc::new(classifier))
+        self.toolkit.build(aws, Arc::new(classifier))
     }
 }

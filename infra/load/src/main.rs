@@ -54,8 +54,8 @@ struct Args {
     #[arg(long)]
     step_timeout_secs: Option<u64>,
     /// How long to wait for the system to be quiet before the audit; the wait ends as soon
-    /// as it is quiet. An event held by another delivery's 120 s lease may be retried only
-    /// after the lease [default: 300].
+    /// as it is quiet. A message a killed server had received returns only after the
+    /// queues' visibility timeout, 180 s [default: 300].
     #[arg(long, default_value_t = 300)]
     quiet_timeout_secs: u64,
     /// Measure the CPU time of a process during the drive: NAME=PID (repeatable).

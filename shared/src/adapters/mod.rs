@@ -6,7 +6,6 @@ pub mod capacity;
 pub mod clients;
 pub mod dynamo;
 pub mod dynamo_archive;
-mod dynamo_idempotency;
 mod dynamo_records;
 mod dynamo_store;
 mod sns_publisher;
@@ -14,7 +13,6 @@ mod sqs_redelivery;
 pub mod tls;
 
 pub use dynamo_archive::DynamoEventArchive;
-pub use dynamo_idempotency::DynamoIdempotencyStore;
 pub use dynamo_records::DynamoRecordStore;
 pub use dynamo_store::{DynamoTaskStore, BY_USER_INDEX, DEFAULT_OUTBOX_SHARDS, OUTBOX_INDEX};
 pub use sns_publisher::{SnsPublisher, MAX_BATCH_ENTRIES};

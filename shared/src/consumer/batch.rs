@@ -15,22 +15,21 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use super::error::{Chain, ConsumerError};
-use super::idempotency::{Claim, IdempotencyStore};
 use super::queue::Redelivery;
 use crate::events::EventEnvelope;
 use crate::metrics::Measure;
 use crate::telemetry::{context_of, record_trace_id};
 use crate::time;
 
-/// How long after a lease's end a held event is tried again: clocks differ a little.
-const LEASE_MARGIN: Duration = Duration::from_secs(2);
-
 /// What a consumer does with one event. Events it does not act on are simply `Ok`.
 #[async_trait]
 pub trait EventHandler: Send + Sync {
-    /// The consumer's name, part of its idempotency keys.
+    /// The consumer's name, in its logs, spans and metrics.
     fn name(&self) -> &'static str;
 
+    /// Applies the event once: a delivery of an event applied before (SNS and SQS deliver
+    /// at least once) leaves the consumer's state as it was, since each effect is a write
+    /// conditional on what it records.
     async fn handle(&self, event: &EventEnvelope) -> Result<(), ConsumerError>;
 
     /// The same, with the message's body as it arrived, for a consumer that keeps it; by
@@ -86,11 +85,10 @@ impl RetryBackoff {
     }
 }
 
-/// A consumer wired to its handler and the toolkit's stores.
+/// A consumer wired to its handler and the queue its failed messages go back to.
 #[derive(Clone)]
 pub struct Consumer {
     handler: Arc<dyn EventHandler>,
-    idempotency: Arc<dyn IdempotencyStore>,
     queue: Arc<dyn Redelivery>,
     backoff: RetryBackoff,
 }
@@ -98,13 +96,11 @@ pub struct Consumer {
 impl Consumer {
     pub fn new(
         handler: Arc<dyn EventHandler>,
-        idempotency: Arc<dyn IdempotencyStore>,
         queue: Arc<dyn Redelivery>,
         backoff: RetryBackoff,
     ) -> Self {
         Consumer {
             handler,
-            idempotency,
             queue,
             backoff,
         }
@@ -145,8 +141,7 @@ impl Consumer {
             })
             .collect();
         // Copies of one event in one batch (SNS and SQS deliver at least once) are applied
-        // once: the first copy leads, the others share its outcome, rather than finding
-        // its lease held and waiting it out.
+        // once: the first copy leads, the others share its outcome.
         let mut leaders: HashMap<Uuid, usize> = HashMap::new();
         let mut copies: Vec<(&SqsMessage, usize)> = Vec::new();
         let mut unique = Vec::with_capacity(parsed.len());
@@ -203,7 +198,7 @@ impl Consumer {
         response
     }
 
-    /// Each record on its own and concurrently: idempotency, the handler, the settling.
+    /// Each record on its own and concurrently: the handler, then the settling.
     async fn process_each<'m>(
         &self,
         parsed: Vec<(&'m SqsMessage, Result<EventEnvelope, ConsumerError>)>,
@@ -235,8 +230,8 @@ impl Consumer {
         join_all(records).instrument(batch_span.clone()).await
     }
 
-    /// The records together: each one's idempotency in its own span, then the handler
-    /// once over every event it may apply, then each one settled in its span.
+    /// The records together: the handler once over every event of the batch, then each
+    /// record settled in its own span.
     async fn process_together<'m>(
         &self,
         parsed: Vec<(&'m SqsMessage, Result<EventEnvelope, ConsumerError>)>,
@@ -254,22 +249,11 @@ impl Consumer {
                 (message, event, span)
             })
             .collect();
-        let begun = join_all(records.iter().map(|(_, event, span)| {
-            async move {
-                match event {
-                    Ok(event) => self.begin(event).await,
-                    Err(_) => Ok(false),
-                }
-            }
-            .instrument(span.clone())
-        }))
-        .await;
         let to_apply: Vec<(&EventEnvelope, &str)> = records
             .iter()
-            .zip(&begun)
-            .filter_map(|((message, event, _), begun)| match (event, begun) {
-                (Ok(event), Ok(true)) => Some((event, message.body.as_deref().unwrap_or_default())),
-                _ => None,
+            .filter_map(|(message, event, _)| {
+                let event = event.as_ref().ok()?;
+                Some((event, message.body.as_deref().unwrap_or_default()))
             })
             .collect();
         let started = Instant::now();
@@ -280,37 +264,28 @@ impl Consumer {
             .await
             .into_iter();
         let elapsed = started.elapsed();
-        let settled = records
-            .into_iter()
-            .zip(begun)
-            .map(|((message, event, span), begun)| {
-                // Applied now: the event and its outcome; `Ok(None)`: nothing to apply.
-                let outcome = match (event, begun) {
-                    (Err(err), _) | (Ok(_), Err(err)) => Err(err),
-                    (Ok(_), Ok(false)) => Ok(None),
-                    (Ok(event), Ok(true)) => Ok(Some((
-                        event,
-                        applied.next().unwrap_or_else(|| {
-                            Err(ConsumerError::transient(
-                                "the handler gave no outcome for the event",
-                            ))
-                        }),
-                    ))),
-                };
-                async move {
-                    let outcome = match outcome {
-                        Ok(Some((event, outcome))) => self.finish(&event, elapsed, outcome).await,
-                        Ok(None) => Ok(()),
-                        Err(err) => Err(err),
-                    };
-                    let done = match outcome {
-                        Ok(()) => true,
-                        Err(err) => self.failed(message, &err).await,
-                    };
-                    (message, done)
-                }
-                .instrument(span)
+        let settled = records.into_iter().map(|(message, event, span)| {
+            let outcome = event.map(|event| {
+                let outcome = applied.next().unwrap_or_else(|| {
+                    Err(ConsumerError::transient(
+                        "the handler gave no outcome for the event",
+                    ))
+                });
+                (event, outcome)
             });
+            async move {
+                let outcome = match outcome {
+                    Ok((event, outcome)) => self.finish(&event, elapsed, outcome),
+                    Err(err) => Err(err),
+                };
+                let done = match outcome {
+                    Ok(()) => true,
+                    Err(err) => self.failed(message, &err).await,
+                };
+                (message, done)
+            }
+            .instrument(span)
+        });
         join_all(settled).await
     }
 
@@ -352,63 +327,25 @@ impl Consumer {
     }
 
     async fn apply(&self, event: &EventEnvelope, body: &str) -> Result<(), ConsumerError> {
-        if !self.begin(event).await? {
-            return Ok(());
-        }
         let started = Instant::now();
         let outcome = self.handler.handle_body(event, body).await;
-        self.finish(event, started.elapsed(), outcome).await
+        self.finish(event, started.elapsed(), outcome)
     }
 
-    /// Takes the event's lease: `true` when it is to be applied now, `false` when it was
-    /// applied before.
-    async fn begin(&self, event: &EventEnvelope) -> Result<bool, ConsumerError> {
-        let consumer = self.name();
-        match self.idempotency.begin(consumer, event.id).await? {
-            Claim::AlreadyApplied => {
-                info!(consumer, event.id = %event.id, "event already applied; acknowledged");
-                Measure::DuplicateSkipped(consumer).emit();
-                Ok(false)
-            }
-            Claim::InFlight { remaining } => {
-                let err = ConsumerError::transient("another delivery of this event is in progress");
-                // Retried before the lease ends, it would only use up the message's receives.
-                Err(match remaining {
-                    Some(remaining) => err.retry_after(remaining + LEASE_MARGIN),
-                    None => err,
-                })
-            }
-            Claim::Acquired => Ok(true),
-        }
-    }
-
-    /// After the handler: the event recorded as applied, or its lease given up.
-    async fn finish(
+    /// After the handler: an applied event measured and logged.
+    fn finish(
         &self,
         event: &EventEnvelope,
         took: Duration,
         outcome: Result<(), ConsumerError>,
     ) -> Result<(), ConsumerError> {
         let consumer = self.name();
-        match outcome {
-            Ok(()) => {
-                Measure::ProcessingTime(consumer, took).emit();
-                let age = (time::now() - event.time).to_std().unwrap_or_default();
-                Measure::EventAge(consumer, age).emit();
-                if let Err(err) = self.idempotency.complete(consumer, event.id).await {
-                    // Applied already: retrying would apply it twice once the lease expires.
-                    warn!(consumer, event.id = %event.id, error = %err, "could not record the event as applied");
-                }
-                info!(consumer, event.type = event.kind().name(), event.id = %event.id, "event applied");
-                Ok(())
-            }
-            Err(err) => {
-                if let Err(release) = self.idempotency.release(consumer, event.id).await {
-                    warn!(consumer, event.id = %event.id, error = %release, "could not release the lease; it will expire");
-                }
-                Err(err)
-            }
-        }
+        outcome?;
+        Measure::ProcessingTime(consumer, took).emit();
+        let age = (time::now() - event.time).to_std().unwrap_or_default();
+        Measure::EventAge(consumer, age).emit();
+        info!(consumer, event.type = event.kind().name(), event.id = %event.id, "event applied");
+        Ok(())
     }
 
     /// A failed record: its span marked, the message settled (`settle`).
@@ -486,13 +423,13 @@ mod tests {
     use super::*;
     use crate::consumer::QueueError;
     use crate::fixtures;
-    use crate::memory::MemoryIdempotency;
 
     /// Fails events whose correlation id is "transient" or "permanent" that way; records
-    /// what it applied.
+    /// what it applied, each event once (as the consumers' conditional writes do).
     #[derive(Default)]
     struct Recorder {
         applied: Mutex<Vec<Uuid>>,
+        calls: Mutex<Vec<Uuid>>,
     }
 
     #[async_trait]
@@ -502,6 +439,7 @@ mod tests {
         }
 
         async fn handle(&self, event: &EventEnvelope) -> Result<(), ConsumerError> {
+            self.calls.lock().unwrap().push(event.id);
             // As a real store call would: the other records of the batch go on meanwhile.
             tokio::task::yield_now().await;
             match event.correlationid.as_deref() {
@@ -509,7 +447,10 @@ mod tests {
                 Some("permanent") => return Err(ConsumerError::permanent("told to give up")),
                 _ => {}
             }
-            self.applied.lock().unwrap().push(event.id);
+            let mut applied = self.applied.lock().unwrap();
+            if !applied.contains(&event.id) {
+                applied.push(event.id);
+            }
             Ok(())
         }
     }
@@ -579,7 +520,6 @@ mod tests {
         let queue = Arc::new(queue);
         let consumer = Consumer::new(
             recorder.clone(),
-            Arc::new(MemoryIdempotency::default()),
             queue.clone(),
             RetryBackoff {
                 base: Duration::from_secs(2),
@@ -651,12 +591,7 @@ mod tests {
         // fails transiently and a body that is no event
         let handler = Arc::new(Together::default());
         let queue = Arc::new(Queue::default());
-        let consumer = Consumer::new(
-            handler.clone(),
-            Arc::new(crate::consumer::IdempotentEffect),
-            queue.clone(),
-            RetryBackoff::default(),
-        );
+        let consumer = Consumer::new(handler.clone(), queue.clone(), RetryBackoff::default());
         let (first, second, failing) = (event("good"), event("good"), event("transient"));
         let records = vec![
             message("m1", &first.to_json(), 1),
@@ -742,25 +677,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn when_the_same_event_arrives_twice_should_apply_it_once_and_acknowledge_both() {
-        let f = fixture();
-        let once = event("once");
-
-        let first = f
-            .consumer
-            .process(batch(vec![message("a", &once.to_json(), 1)]))
-            .await;
-        let second = f
-            .consumer
-            .process(batch(vec![message("b", &once.to_json(), 1)]))
-            .await;
-
-        assert!(first.batch_item_failures.is_empty());
-        assert!(second.batch_item_failures.is_empty());
-        assert_eq!(f.recorder.applied.lock().unwrap().len(), 1);
-    }
-
-    #[tokio::test]
     async fn when_copies_of_an_event_share_a_batch_should_apply_it_once_and_settle_all_alike() {
         // Given one batch with three copies of an event and two of one that fails for now
         let f = fixture();
@@ -777,15 +693,16 @@ mod tests {
         // When it is processed
         let response = f.consumer.process(batch(messages)).await;
 
-        // Then the event was applied once and every copy acknowledged, without waiting out
-        // the first copy's lease; the failing one's copies are all retried
+        // Then the handler was given the event once and every copy acknowledged; the
+        // failing one's copies are all retried
         assert_eq!(f.recorder.applied.lock().unwrap().len(), 1);
+        assert_eq!(f.recorder.calls.lock().unwrap().len(), 2);
         assert_eq!(failures(&response), ["t1", "t2"]);
     }
 
     #[tokio::test]
     async fn when_a_failed_event_is_redelivered_should_apply_it_then() {
-        // Given an event that failed once (its lease was released)
+        // Given an event that failed once
         let f = fixture();
         let flaky = event("transient");
         let response = f
@@ -805,53 +722,6 @@ mod tests {
         // Then it is applied
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(*f.recorder.applied.lock().unwrap(), [flaky.id]);
-    }
-
-    /// Every event is held by another delivery's lease for `0` more.
-    struct Held(Duration);
-
-    #[async_trait]
-    impl IdempotencyStore for Held {
-        async fn begin(&self, _: &str, _: Uuid) -> Result<Claim, crate::ports::StoreError> {
-            Ok(Claim::InFlight {
-                remaining: Some(self.0),
-            })
-        }
-
-        async fn complete(&self, _: &str, _: Uuid) -> Result<(), crate::ports::StoreError> {
-            Ok(())
-        }
-
-        async fn release(&self, _: &str, _: Uuid) -> Result<(), crate::ports::StoreError> {
-            Ok(())
-        }
-    }
-
-    #[tokio::test]
-    async fn when_another_delivery_holds_the_lease_should_retry_after_it_ends() {
-        // Given an event whose lease a crashed delivery holds for 100 s more
-        let queue = Arc::new(Queue::default());
-        let consumer = Consumer::new(
-            Arc::new(Recorder::default()),
-            Arc::new(Held(Duration::from_secs(100))),
-            queue.clone(),
-            RetryBackoff {
-                base: Duration::from_secs(2),
-                max: Duration::from_secs(60),
-            },
-        );
-
-        // When it is delivered
-        let response = consumer
-            .process(batch(vec![message("m1", &event("held").to_json(), 1)]))
-            .await;
-
-        // Then it comes back once the lease is over, not after the 2 s back-off
-        assert_eq!(failures(&response), ["m1"]);
-        assert_eq!(
-            *queue.delays.lock().unwrap(),
-            [("m1".to_owned(), Duration::from_secs(102))]
-        );
     }
 
     #[test]

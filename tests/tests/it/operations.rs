@@ -86,7 +86,7 @@ async fn when_dead_letters_of_two_types_are_triaged_should_redrive_one_type_only
         ..settings.toolkit
     };
     // Its effect (a set of ids) counts each event once by itself, as the dashboard's does.
-    let consumer = toolkit.build_exactly_once(&env.aws, handler.clone());
+    let consumer = toolkit.build(&env.aws, handler.clone());
     let mapping = EventSourceMapping::new(&env.aws, &env.queue_url("Dashboard"), 10, consumer)
         .await
         .expect("event source mapping");
