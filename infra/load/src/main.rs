@@ -86,6 +86,10 @@ struct Args {
     /// Fault runs: share of messages each consumer fails transiently once.
     #[arg(long, default_value_t = 0.1)]
     consumer_failure_share: f64,
+    /// Fault runs: the consumer queues' visibility timeout in place of the template's
+    /// 180 s, so that what the killed server had received returns sooner (a short run).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=43200))]
+    queue_visibility_secs: Option<u64>,
 }
 
 fn parse_cpu(value: &str) -> Result<(String, u32), String> {
@@ -124,7 +128,7 @@ fn main() -> ExitCode {
     // A fault run's emulators, on free ports.
     let emulators = if args.faults {
         match Emulators::new(args.local_sh.clone()) {
-            Ok(emulators) => Some(emulators),
+            Ok(emulators) => Some(emulators.with_queue_visibility(args.queue_visibility_secs)),
             Err(err) => {
                 eprintln!("load: {err}");
                 return ExitCode::from(2);

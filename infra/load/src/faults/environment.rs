@@ -42,6 +42,8 @@ pub struct Emulators {
     local_sh: PathBuf,
     pub localstack_port: u16,
     pub dynamodb_port: u16,
+    /// The consumer queues' visibility timeout, in seconds, when not the template's.
+    queue_visibility_secs: Option<u64>,
 }
 
 impl Emulators {
@@ -50,7 +52,16 @@ impl Emulators {
             local_sh,
             localstack_port: free_port()?,
             dynamodb_port: free_port()?,
+            queue_visibility_secs: None,
         })
+    }
+
+    /// The same, provisioning queues with this visibility timeout when one is given.
+    pub fn with_queue_visibility(self, secs: Option<u64>) -> Self {
+        Emulators {
+            queue_visibility_secs: secs,
+            ..self
+        }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -83,7 +94,12 @@ impl Emulators {
     }
 
     pub async fn provision(&self, prefix: &str) -> Result<Provisioned, EnvironmentError> {
-        let json = self.run("provision", &["provision", prefix]).await?;
+        let visibility = self.queue_visibility_secs.map(|secs| secs.to_string());
+        let mut args = vec!["provision", prefix];
+        if let Some(secs) = &visibility {
+            args.extend(["--queue-visibility-secs", secs.as_str()]);
+        }
+        let json = self.run("provision", &args).await?;
         serde_json::from_slice(&json).map_err(EnvironmentError::Provisioned)
     }
 
