@@ -219,11 +219,7 @@ impl Consumer {
                     }
                     Err(err) => Err(err),
                 };
-                let done = match outcome {
-                    Ok(()) => true,
-                    Err(err) => self.failed(message, &err).await,
-                };
-                (message, done)
+                (message, self.settled(message, outcome).await)
             }
             .instrument(span)
         });
@@ -278,11 +274,7 @@ impl Consumer {
                     Ok((event, outcome)) => self.finish(&event, elapsed, outcome),
                     Err(err) => Err(err),
                 };
-                let done = match outcome {
-                    Ok(()) => true,
-                    Err(err) => self.failed(message, &err).await,
-                };
-                (message, done)
+                (message, self.settled(message, outcome).await)
             }
             .instrument(span)
         });
@@ -346,6 +338,14 @@ impl Consumer {
         Measure::EventAge(consumer, age).emit();
         info!(consumer, event.type = event.kind().name(), event.id = %event.id, "event applied");
         Ok(())
+    }
+
+    /// Whether the message is done with: applied, or failed and settled (`failed`).
+    async fn settled(&self, message: &SqsMessage, outcome: Result<(), ConsumerError>) -> bool {
+        match outcome {
+            Ok(()) => true,
+            Err(err) => self.failed(message, &err).await,
+        }
     }
 
     /// A failed record: its span marked, the message settled (`settle`).
